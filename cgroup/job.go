@@ -1,0 +1,291 @@
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/containerd/cgroups/v3/cgroup2"
+	"golang.org/x/sys/unix"
+)
+
+// Job is the cgroup of one supervised job, held open from creation to
+// removal.
+type Job struct {
+	name  string
+	path  string
+	d     *dir
+	mgr   *cgroup2.Manager
+	owner Owner
+}
+
+// ErrJobExists is returned when a job cgroup of the same name is in use.
+var ErrJobExists = errors.New("job cgroup exists")
+
+// NewJob creates the job cgroup root/name, marks it as owned by the calling
+// process and applies res. Limits are validated before anything is created.
+// On any failure nothing is left behind.
+func (h *Hierarchy) NewJob(name string, res *Resources) (*Job, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if err := res.Validate(); err != nil {
+		return nil, err
+	}
+	if miss := missing(res.Controllers(), h.enabled); len(miss) > 0 {
+		return nil, fmt.Errorf("%w: controller(s) %s not enabled for children of %s", ErrNoCgroup2, strings.Join(miss, ", "), h.root)
+	}
+	path := filepath.Join(h.root, name)
+	if err := mkdirCgroup(path); errors.Is(err, os.ErrExist) {
+		if err := h.reclaim(path); err != nil {
+			return nil, err
+		}
+		err = mkdirCgroup(path)
+		if err != nil {
+			return nil, fmt.Errorf("create job cgroup: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("create job cgroup: %w%s", err, permHint(err))
+	}
+	j, err := h.loadJob(name)
+	if err == nil {
+		j.owner, err = ownerOf(h.proc, os.Getpid())
+	}
+	if err == nil {
+		err = setOwner(path, j.owner)
+	}
+	if err == nil {
+		err = j.Apply(res)
+	}
+	if err != nil {
+		if j != nil {
+			j.d.close()
+		}
+		if rerr := removeTree(path, time.Second); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return nil, err
+	}
+	return j, nil
+}
+
+func (h *Hierarchy) loadJob(name string) (*Job, error) {
+	path := filepath.Join(h.root, name)
+	d, err := openDir(path)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := filepath.Rel(h.mount, path)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	mgr, err := cgroup2.Load("/"+rel, cgroup2.WithMountpoint(h.mount))
+	if err != nil {
+		d.close()
+		return nil, fmt.Errorf("load job cgroup %s: %w", path, err)
+	}
+	return &Job{name: name, path: path, d: d, mgr: mgr}, nil
+}
+
+// reclaim removes an existing job cgroup left behind by an rsup that is
+// gone. A cgroup with processes, or one whose owner still runs, is refused.
+func (h *Hierarchy) reclaim(path string) error {
+	ev, err := readFileAt(filepath.Join(path, "cgroup.events"))
+	if err != nil {
+		return err
+	}
+	kv, err := parseKeyed(ev)
+	if err != nil {
+		return fmt.Errorf("%s/cgroup.events: %w", path, err)
+	}
+	if kv["populated"] != 0 {
+		return fmt.Errorf("%w: %s already exists and holds processes: choose another --name, or stop that job first", ErrJobExists, path)
+	}
+	o, err := readOwner(path)
+	if err == nil && o.alive(h.proc) {
+		return fmt.Errorf("%w: %s belongs to the rsup running as pid %d: choose another --name", ErrJobExists, path, o.PID)
+	}
+	// Empty, and its owner (if any) is gone: a leftover of a crashed rsup.
+	return removeTree(path, time.Second)
+}
+
+// Name returns the job's name.
+func (j *Job) Name() string { return j.name }
+
+// Path returns the job cgroup's absolute path.
+func (j *Job) Path() string { return j.path }
+
+// FD returns a descriptor of the job cgroup's directory (O_PATH, close on
+// exec), for clone3(CLONE_INTO_CGROUP). It stays valid until Remove.
+func (j *Job) FD() int { return j.d.fd }
+
+// Owner returns the owner mark written on the job cgroup.
+func (j *Job) Owner() Owner { return j.owner }
+
+// ReadFile returns the content of one of the job's interface files.
+func (j *Job) ReadFile(name string) (string, error) { return j.d.read(name) }
+
+// Apply writes res to the job cgroup as one set: every value is checked
+// first, and if the kernel still rejects a write, the writes made before it
+// are undone and the error names the file and the value.
+func (j *Job) Apply(res *Resources) error {
+	if err := res.Validate(); err != nil {
+		return err
+	}
+	type undo struct{ file, value string }
+	var done []undo
+	for _, s := range res.plan() {
+		old, err := j.d.read(s.file)
+		if err == nil && s.device != nil {
+			old = ioMaxLine(old, *s.device)
+		}
+		if err == nil {
+			err = j.d.write(s.file, s.value)
+		}
+		if err != nil && s.optional && errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			var rb []error
+			for _, u := range slices.Backward(done) {
+				if rerr := j.d.write(u.file, u.value); rerr != nil {
+					rb = append(rb, fmt.Errorf("roll back: %w", rerr))
+				}
+			}
+			return errors.Join(append([]error{fmt.Errorf("apply limits to job %s: the kernel rejected a limit, none was left in force: %w", j.name, err)}, rb...)...)
+		}
+		done = append(done, undo{s.file, old})
+	}
+	return nil
+}
+
+// ioMaxLine returns the io.max line to restore for dev: its current line,
+// or no limits when the device has none.
+func ioMaxLine(content string, dev Device) string {
+	for line := range strings.Lines(content) {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == dev.String() {
+			return strings.TrimSpace(line)
+		}
+	}
+	return dev.String() + " rbps=max wbps=max riops=max wiops=max"
+}
+
+// Events returns the keys of cgroup.events (populated, frozen).
+func (j *Job) Events() (map[string]uint64, error) { return j.keyed("cgroup.events") }
+
+// MemoryEvents returns the counters of memory.events (low, high, max, oom,
+// oom_kill, ...).
+func (j *Job) MemoryEvents() (map[string]uint64, error) { return j.keyed("memory.events") }
+
+func (j *Job) keyed(file string) (map[string]uint64, error) {
+	s, err := j.d.read(file)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := parseKeyed(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(j.path, file), err)
+	}
+	return kv, nil
+}
+
+// Procs returns the processes in the job cgroup and its descendants.
+func (j *Job) Procs() ([]uint64, error) {
+	p, err := j.mgr.Procs(true)
+	if err != nil {
+		return nil, fmt.Errorf("list processes of job %s: %w", j.path, err)
+	}
+	return p, nil
+}
+
+// Kill sends SIGKILL to every process in the job cgroup and returns how many
+// there were. It uses cgroup.kill (Linux 5.14+), which also catches
+// processes forked during the kill; on older kernels it falls back to
+// KillFrozen.
+func (j *Job) Kill() (int, error) {
+	procs, err := j.Procs()
+	if err != nil {
+		return 0, err
+	}
+	if len(procs) == 0 {
+		return 0, nil
+	}
+	err = j.d.write("cgroup.kill", "1")
+	if errors.Is(err, unix.ENOENT) {
+		return j.KillFrozen()
+	}
+	return len(procs), err
+}
+
+// KillFrozen kills every process of the job through the freezer: it freezes
+// the cgroup so no process can fork, sends SIGKILL to each, and thaws it
+// again, also when anything fails (SIGKILL is delivered to frozen tasks, but
+// they only die once thawed).
+func (j *Job) KillFrozen() (n int, err error) {
+	if err := j.d.write("cgroup.freeze", "1"); err != nil {
+		return 0, err
+	}
+	defer func() {
+		if terr := j.d.write("cgroup.freeze", "0"); terr != nil {
+			err = errors.Join(err, fmt.Errorf("thaw job %s: %w", j.path, terr))
+		}
+	}()
+	// Freezing completes asynchronously; wait for it, but never for long:
+	// the kill below is still correct without it, just racier.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if ev, err := j.Events(); err != nil || ev["frozen"] == 1 {
+			break
+		}
+	}
+	procs, err := j.Procs()
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, p := range procs {
+		if err := unix.Kill(int(p), unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("kill pid %d: %w", p, err))
+		}
+	}
+	return len(procs), errors.Join(errs...)
+}
+
+// WaitEmpty waits until no process is left in the job cgroup ("populated 0"
+// in cgroup.events), calling tick between polls (a subreaper reaps there).
+// It gives up after timeout.
+func (j *Job) WaitEmpty(timeout time.Duration, tick func()) error {
+	deadline := time.Now().Add(timeout)
+	delay := 500 * time.Microsecond
+	for {
+		if tick != nil {
+			tick()
+		}
+		ev, err := j.Events()
+		if err != nil {
+			return err
+		}
+		if ev["populated"] == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("job %s still has processes %v after %v", j.path, timeout, timeout)
+		}
+		time.Sleep(delay)
+		delay = min(delay*2, 50*time.Millisecond)
+	}
+}
+
+// Remove closes the job's descriptor and removes its cgroup and any
+// children, retrying while the kernel still reports it busy.
+func (j *Job) Remove(timeout time.Duration) error {
+	j.d.close()
+	if err := removeTree(j.path, timeout); err != nil {
+		return fmt.Errorf("remove job cgroup: %w", err)
+	}
+	return nil
+}

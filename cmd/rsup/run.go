@@ -1,0 +1,180 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rsup/rsup/cgroup"
+	"github.com/rsup/rsup/supervisor"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run a command in a new job cgroup under the given limits",
+		ArgsUsage: "[--] COMMAND [ARG...]",
+		Description: "The limits are written to the job cgroup before the command starts, and the command is born inside it. " +
+			"When the command exits, every process it left in the cgroup is killed and the cgroup is removed. " +
+			"rsup exits with the command's status (128+N if signal N killed it; 125 if rsup failed before starting it, " +
+			"126 if it could not be executed, 127 if it was not found).\n\n" +
+			"Sizes and rates: bytes, or K M G T (1024-based), KiB MiB GiB TiB (1024-based), KB MB GB TB (1000-based), or max.",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "name", EnvVars: []string{"RSUP_NAME"}, Usage: "job name, also the job cgroup's directory name (default: the command's name and a random suffix)"},
+			&cli.StringFlag{Name: "cgroup-root", EnvVars: []string{"RSUP_CGROUP_ROOT"}, Usage: "cgroup v2 directory that holds the job cgroups (default: <cgroup2 mount>/rsup); give a delegated subtree when not root"},
+			&cli.BoolFlag{Name: "evacuate", EnvVars: []string{"RSUP_EVACUATE"}, Usage: "move other processes out of a cgroup namespace root into <root>/init when controllers must be enabled there (as in a privileged container)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, EnvVars: []string{"RSUP_VERBOSE"}, Usage: "report the job cgroup, its limits and a summary on stderr"},
+		}, limitFlags()...),
+		OnUsageError: onUsageError,
+		Action:       runAction,
+	}
+}
+
+func runAction(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) == 0 {
+		return usageError(errors.New("run: missing COMMAND (usage: rsup run [flags] -- COMMAND [ARG...])"))
+	}
+	res, err := resourcesFromFlags(c, "/sys")
+	if err != nil {
+		return usageError(err)
+	}
+	name := c.String("name")
+	if name == "" {
+		name = defaultName(args[0])
+	}
+	if err := cgroup.ValidateName(name); err != nil {
+		return usageError(fmt.Errorf("--name: %w", err))
+	}
+	logf := func(string, ...any) {}
+	if c.Bool("verbose") {
+		logf = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "rsup: "+format+"\n", a...) }
+	}
+
+	h, err := cgroup.Open(cgroup.Config{Root: c.String("cgroup-root"), Evacuate: c.Bool("evacuate")})
+	if err != nil {
+		return usageError(err)
+	}
+	if m := h.Moved; m.Self != "" || len(m.Evacuated) > 0 {
+		logf("moved itself into %s and %d other process(es) into %s so that controllers could be enabled",
+			m.Self, len(m.Evacuated), filepath.Join(h.Root(), cgroup.EvacuatedLeaf))
+	}
+	job, err := h.NewJob(name, res)
+	if err != nil {
+		return usageError(err)
+	}
+	logf("job %s in %s, limits: %s", name, job.Path(), describe(res))
+
+	result, err := supervisor.Run(c.Context, supervisor.Config{
+		Args:           args,
+		Stdin:          os.Stdin,
+		Stdout:         os.Stdout,
+		Stderr:         os.Stderr,
+		Job:            job,
+		Subreaper:      true,
+		ForwardSignals: true,
+		Logf:           logf,
+	})
+	if result == nil {
+		return err
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rsup: job %s: %v\n", name, err)
+	}
+	if result.OOMKills > 0 {
+		fmt.Fprintf(os.Stderr, "rsup: job %s: the kernel OOM killer killed %d process(es) at memory.max=%s (oom_kill=%d)\n",
+			name, result.OOMKills, limitText(res.MemoryMax), result.OOMKills)
+	}
+	logf("job %s: %s", name, summary(result))
+	return exitWith(result.Status())
+}
+
+// defaultName is the command's base name and a short random suffix.
+func defaultName(cmd string) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	base := filepath.Base(cmd)
+	name := base + "-" + hex.EncodeToString(b[:])
+	if cgroup.ValidateName(name) != nil || len(base) > 64 {
+		name = "job-" + hex.EncodeToString(b[:])
+	}
+	return name
+}
+
+func limitText(l *cgroup.Limit) string {
+	if l == nil {
+		return "max"
+	}
+	if l.Max {
+		return "max"
+	}
+	return fmt.Sprintf("%s (%d bytes)", humanBytes(l.N), l.N)
+}
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	v, i := float64(n), 0
+	for v >= unit && i < 4 {
+		v /= unit
+		i++
+	}
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.1f", v), "0"), ".") + []string{"", "K", "M", "G", "T"}[i]
+}
+
+func describe(r *cgroup.Resources) string {
+	var parts []string
+	if r.CPU != nil {
+		parts = append(parts, "cpu.max="+r.CPU.String())
+	}
+	if r.CPUWeight != nil {
+		parts = append(parts, fmt.Sprintf("cpu.weight=%d", *r.CPUWeight))
+	}
+	for _, f := range []struct {
+		n string
+		l *cgroup.Limit
+	}{{"memory.max", r.MemoryMax}, {"memory.high", r.MemoryHigh}, {"memory.low", r.MemoryLow}, {"memory.swap.max", r.SwapMax}, {"pids.max", r.PidsMax}} {
+		if f.l != nil {
+			parts = append(parts, f.n+"="+f.l.String())
+		}
+	}
+	if r.MemoryMax != nil && r.SwapMax == nil {
+		parts = append(parts, "memory.swap.max=0")
+	}
+	for _, l := range r.IO {
+		parts = append(parts, "io.max="+l.String())
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
+}
+
+func summary(r *supervisor.Result) string {
+	var b strings.Builder
+	if r.Signal != 0 {
+		fmt.Fprintf(&b, "killed by signal %d (%v), status %d", int(r.Signal), r.Signal, r.Status())
+	} else {
+		fmt.Fprintf(&b, "exit status %d", r.ExitCode)
+	}
+	fmt.Fprintf(&b, ", wall %.3fs", r.Wall.Seconds())
+	if r.CPU != nil {
+		fmt.Fprintf(&b, ", cpu %.3fs", r.CPU.Seconds())
+	}
+	if r.MemoryPeak != nil {
+		fmt.Fprintf(&b, ", memory.peak %d", *r.MemoryPeak)
+	}
+	fmt.Fprintf(&b, ", oom_kill %d, leftovers killed %d, signals forwarded %d", r.OOMKills, r.Leftovers, r.Forwarded)
+	if r.Shim {
+		b.WriteString(", started through shim")
+	}
+	return b.String()
+}
