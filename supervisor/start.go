@@ -46,9 +46,14 @@ func (s *run) start() error {
 		attr.Ctty = s.tty.fd
 	}
 	s.started = time.Now()
-	proc, err := os.StartProcess(path, s.cfg.Args, &os.ProcAttr{Dir: s.cfg.Dir, Env: s.cfg.Env, Files: files, Sys: attr})
-	if err != nil && cloneRefused(err) {
-		s.cfg.Logf("clone3 into the job cgroup was refused (%v); starting through the re-exec shim instead", errors.Unwrap(err))
+	var proc *os.Process
+	if !s.cfg.UseShim {
+		proc, err = os.StartProcess(path, s.cfg.Args, &os.ProcAttr{Dir: s.cfg.Dir, Env: s.cfg.Env, Files: files, Sys: attr})
+		if err != nil && cloneRefused(err) {
+			s.cfg.Logf("clone3 into the job cgroup was refused (%v); starting through the re-exec shim instead", errors.Unwrap(err))
+		}
+	}
+	if s.cfg.UseShim || err != nil && cloneRefused(err) {
 		s.res.Shim = true
 		s.started = time.Now()
 		proc, err = s.startShim(path, files, attr)

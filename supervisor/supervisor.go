@@ -58,6 +58,10 @@ type Config struct {
 	// Teardown bounds the wait for the job cgroup to empty and be
 	// removed; zero means 10s.
 	Teardown time.Duration
+	// UseShim starts the command through the re-exec shim (see RunShim)
+	// even where clone3 into the cgroup works; the shim is otherwise only
+	// a fallback for when clone3 is refused.
+	UseShim bool
 	// Logf receives diagnostics (fallbacks, leftovers); nil discards them.
 	Logf func(format string, args ...any)
 }

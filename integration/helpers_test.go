@@ -1,0 +1,300 @@
+//go:build integration
+
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rsup/rsup/cgroup"
+)
+
+// helperEnv selects a helper mode when the test binary is re-run as a job's
+// command.
+const helperEnv = "RSUP_IT_HELPER"
+
+// runHelper runs one helper mode and returns its exit status.
+func runHelper(mode string, args []string) int {
+	fail := func(err error) int {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
+		return 3
+	}
+	arg := func(i int) string {
+		if i < len(args) {
+			return args[i]
+		}
+		return ""
+	}
+	switch mode {
+	case "cgroup":
+		cg, err := ownCgroup()
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Println("cgroup", cg)
+	case "fork":
+		// Print this process's cgroup, then start N children at once
+		// that print theirs.
+		n, _ := strconv.Atoi(arg(0))
+		cg, err := ownCgroup()
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Println("cgroup", cg)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		errs := 0
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := exec.Command(testBinOrSelf())
+				c.Env = append(os.Environ(), helperEnv+"=cgroup")
+				out, err := c.Output()
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs++
+					return
+				}
+				os.Stdout.Write(out)
+			}()
+		}
+		wg.Wait()
+		if errs > 0 {
+			return fail(fmt.Errorf("%d children failed", errs))
+		}
+	case "files":
+		// Print the job's limit files as the kernel reports them.
+		cg, err := ownCgroup()
+		if err != nil {
+			return fail(err)
+		}
+		for _, f := range args {
+			b, err := os.ReadFile("/sys/fs/cgroup" + cg + "/" + f)
+			if err != nil {
+				fmt.Printf("%s: %v\n", f, err)
+				continue
+			}
+			fmt.Printf("%s: %s\n", f, strings.TrimSpace(string(b)))
+		}
+	case "alloc":
+		// Touch SIZE bytes of anonymous memory, 1 MiB at a time.
+		l, err := cgroup.ParseBytes(arg(0))
+		if err != nil {
+			return fail(err)
+		}
+		const chunk = 1 << 20
+		for done := uint64(0); done < l.N; done += chunk {
+			b, err := unix.Mmap(-1, 0, chunk, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+			if err != nil {
+				return fail(err)
+			}
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			if (done/chunk)%16 == 15 {
+				fmt.Printf("touched %d MiB\n", (done+chunk)>>20)
+			}
+		}
+		fmt.Println("allocated all", arg(0))
+	case "spin":
+		// Spin N threads for DURATION, then report cpu time / wall time.
+		n, _ := strconv.Atoi(arg(0))
+		d, _ := time.ParseDuration(arg(1))
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runtime.LockOSThread()
+				x := 0
+				for time.Since(start) < d {
+					for range 10000 {
+						x++
+					}
+				}
+				_ = x
+			}()
+		}
+		wg.Wait()
+		wall := time.Since(start)
+		var ru unix.Rusage
+		_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		fmt.Printf("spin: threads=%d cpu=%.3fs wall=%.3fs ratio=%.3f\n", n, cpu.Seconds(), wall.Seconds(), cpu.Seconds()/wall.Seconds())
+	case "forkbomb":
+		return forkbomb(arg(0))
+	case "odirect":
+		return odirectWrite(arg(0), arg(1))
+	case "daemonize":
+		// Leave a setsid'd, double-forked daemon behind and exit.
+		c := exec.Command(testBinOrSelf(), arg(0))
+		c.Env = append(os.Environ(), helperEnv+"=daemon-mid")
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		c.Stdout = os.Stdout // the daemon keeps rsup's stdout open
+		if err := c.Run(); err != nil {
+			return fail(err)
+		}
+		fmt.Println("daemonized")
+	case "daemon-mid":
+		c := exec.Command(testBinOrSelf(), arg(0))
+		c.Env = append(os.Environ(), helperEnv+"=daemon")
+		c.Stdout = os.Stdout
+		if err := c.Start(); err != nil {
+			return fail(err)
+		}
+		// Exit without waiting: the daemon is orphaned.
+	case "daemon":
+		if err := os.WriteFile(arg(0), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			return fail(err)
+		}
+		time.Sleep(5 * time.Minute)
+	case "signals":
+		return echoSignals()
+	case "sleep":
+		d, _ := time.ParseDuration(arg(0))
+		time.Sleep(d)
+	case "ns-holder":
+		return nsHolder(args)
+	case "ns-run":
+		return nsRun(args)
+	default:
+		return fail(errors.New("unknown helper mode"))
+	}
+	return 0
+}
+
+func testBinOrSelf() string {
+	if p, err := os.Executable(); err == nil {
+		return p
+	}
+	return "/proc/self/exe"
+}
+
+// ownCgroup returns this process's cgroup v2 path from /proc/self/cgroup.
+func ownCgroup() (string, error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(string(b)) {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "0::"); ok {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no cgroup v2 line in /proc/self/cgroup: %q", b)
+}
+
+// forkbomb starts /bin/sleep children until N attempts were made, and
+// counts how many the kernel refused with EAGAIN. It creates its spare
+// threads first, so that the Go runtime does not need a new thread once the
+// pids limit is reached.
+func forkbomb(attempts string) int {
+	n, _ := strconv.Atoi(attempts)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			time.Sleep(50 * time.Millisecond)
+		}()
+	}
+	wg.Wait()
+	started, eagain, other := 0, 0, 0
+	var firstErr error
+	devnull, _ := os.Open(os.DevNull)
+	for range n {
+		p, err := os.StartProcess("/bin/sleep", []string{"sleep", "300"}, &os.ProcAttr{Files: []*os.File{devnull, devnull, devnull}})
+		switch {
+		case err == nil:
+			started++
+			_ = p.Release()
+		case errors.Is(err, unix.EAGAIN):
+			eagain++
+		default:
+			other++
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	fmt.Printf("forkbomb: attempts=%d started=%d eagain=%d other=%d first_other=%v\n", n, started, eagain, other, firstErr)
+	return 0
+}
+
+// odirectWrite writes SIZE bytes to DEV with O_DIRECT, 1 MiB per write,
+// and reports the rate.
+func odirectWrite(dev, size string) int {
+	l, err := cgroup.ParseBytes(size)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	fd, err := unix.Open(dev, unix.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "open", dev, err)
+		return 3
+	}
+	defer unix.Close(fd)
+	const chunk = 1 << 20
+	// mmap'd memory is page aligned, as O_DIRECT needs.
+	buf, err := unix.Mmap(-1, 0, chunk, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	start := time.Now()
+	var written uint64
+	for written < l.N {
+		n, err := unix.Pwrite(fd, buf, int64(written))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "write", dev, err)
+			return 3
+		}
+		written += uint64(n)
+	}
+	el := time.Since(start)
+	fmt.Printf("odirect: wrote %d bytes in %.3fs (%.0f B/s)\n", written, el.Seconds(), float64(written)/el.Seconds())
+	return 0
+}
+
+// echoSignals prints each forwarded signal it receives, and exits after
+// SIGTERM once late duplicates had time to arrive.
+func echoSignals() int {
+	c := make(chan os.Signal, 64)
+	signal.Notify(c, unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
+	fmt.Println("ready")
+	var deadline <-chan time.Time
+	for {
+		select {
+		case s := <-c:
+			fmt.Printf("got %s\n", unix.SignalName(s.(unix.Signal)))
+			if s == unix.SIGTERM && deadline == nil {
+				deadline = time.After(300 * time.Millisecond)
+			}
+		case <-deadline:
+			fmt.Println("done")
+			return 0
+		case <-time.After(60 * time.Second):
+			fmt.Println("timeout")
+			return 4
+		}
+	}
+}

@@ -1,0 +1,34 @@
+//go:build integration
+
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// On a hybrid or v1-only host rsup fails closed: exit 125, a message that
+// names the host's cgroup mode, and the command never runs.
+func TestHybridHostRefuses(t *testing.T) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(cgroupMount, &st); err != nil {
+		t.Skipf("statfs %s: %v", cgroupMount, err)
+	}
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		t.Skipf("%s is cgroup v2 (unified host): the refusal is tested on hybrid and v1 hosts", cgroupMount)
+	}
+	file := filepath.Join(t.TempDir(), "created")
+	r := rsup(t, "run", "--memory", "64M", "--", "touch", file)
+	if r.code != 125 {
+		t.Errorf("exit %d, want 125", r.code)
+	}
+	mustContain(t, "stderr", r.stderr, "host cgroup mode: hybrid")
+	mustContain(t, "stderr", r.stderr, "memory")
+	if _, err := os.Stat(file); err == nil {
+		t.Error("the command ran without its limits")
+	}
+	t.Logf("measured: exit %d; message: %s", r.code, r.stderr)
+}
