@@ -50,9 +50,12 @@ func ResolveDevice(spec, sysfs string) (Device, error) {
 	}
 	if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
 		whole := "its disk"
-		if target, err := filepath.EvalSymlinks(filepath.Join(sys, "..")); err == nil {
-			if dev, err := os.ReadFile(filepath.Join(target, "dev")); err == nil {
-				whole = fmt.Sprintf("%s (%s)", filepath.Base(target), strings.TrimSpace(string(dev)))
+		// /sys/dev/block/MAJ:MIN links to the partition's directory,
+		// which sits inside its disk's.
+		if target, err := filepath.EvalSymlinks(sys); err == nil {
+			disk := filepath.Dir(target)
+			if dev, err := os.ReadFile(filepath.Join(disk, "dev")); err == nil {
+				whole = fmt.Sprintf("%s (%s)", filepath.Base(disk), strings.TrimSpace(string(dev)))
 			}
 		}
 		return Device{}, fmt.Errorf("device %q (%s) is a partition: the kernel throttles io only per whole disk, give %s instead", spec, d, whole)
