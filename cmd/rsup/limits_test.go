@@ -59,7 +59,7 @@ func TestResourcesFromFlags(t *testing.T) {
 	sys := fakeSysfs(t)
 	r, err := resourcesFromFlags(fakeFlags{
 		"cpu": "250%", "cpu-weight": "300", "memory": "64M", "memory-high": "1.5GiB", "memory-low": "10MB",
-		"pids": "20",
+		"pids":         "20",
 		"io-write-bps": []string{"8:0=4M"}, "io-read-iops": []string{"8:0=100"},
 	}, sys)
 	if err != nil {
