@@ -52,6 +52,10 @@ func TestMain(m *testing.M) {
 			os.Exit(2)
 		}
 	}
+	if err := leaveNamespaceRoot(); err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		os.Exit(2)
+	}
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
@@ -66,6 +70,36 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// leaveNamespaceRoot prepares a privileged container with its own cgroup
+// namespace: there /sys/fs/cgroup is a non-root cgroup (it has cgroup.type)
+// that holds the container's processes, so no controller can be enabled in
+// it. Like docker-in-docker, the suite moves those processes into a leaf
+// named "init" first. The real root cgroup (a VM, a host) is left alone.
+func leaveNamespaceRoot() error {
+	if v2Reason() != "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(cgroupMount, "cgroup.type")); err != nil {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(cgroupMount, "cgroup.procs"))
+	if err != nil || len(strings.Fields(string(b))) == 0 {
+		return err
+	}
+	leaf := filepath.Join(cgroupMount, "init")
+	if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create %s for the container's processes: %w", leaf, err)
+	}
+	for _, p := range strings.Fields(string(b)) {
+		err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(p), 0)
+		if err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("move pid %s into %s: %w", p, leaf, err)
+		}
+	}
+	fmt.Printf("suite: moved %d process(es) of the cgroup namespace root into %s\n", len(strings.Fields(string(b))), leaf)
+	return nil
 }
 
 // buildRsup builds the rsup command for host runs; in the VM RSUP_BIN
