@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -188,15 +189,15 @@ func parseKeyed(content string) (map[string]uint64, error) {
 		if line == "" {
 			continue
 		}
-		k, v, ok := strings.Cut(line, " ")
-		if !ok {
+		f := strings.Fields(line)
+		if len(f) != 2 {
 			return nil, fmt.Errorf("malformed line %q: want \"key value\"", line)
 		}
-		var n uint64
-		if _, err := fmt.Sscan(v, &n); err != nil {
+		n, err := strconv.ParseUint(f[1], 10, 64)
+		if err != nil {
 			return nil, fmt.Errorf("malformed value in line %q: %w", line, err)
 		}
-		out[k] = n
+		out[f[0]] = n
 	}
 	return out, nil
 }

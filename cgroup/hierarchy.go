@@ -132,10 +132,10 @@ func Open(cfg Config) (*Hierarchy, error) {
 	}
 	availRaw, err := readFileAt(filepath.Join(top, "cgroup.controllers"))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoCgroup2, err)
+		return nil, fmt.Errorf("%w: %w", ErrNoCgroup2, err)
 	}
 	avail := parseControllers(availRaw)
-	if top != root && top != h.mount {
+	if cfg.Root != "" && top != root {
 		// A child of top gets top's subtree_control, not its controllers.
 		sub, err := readFileAt(filepath.Join(top, "cgroup.subtree_control"))
 		if err != nil {

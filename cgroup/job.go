@@ -141,14 +141,18 @@ func (j *Job) Apply(res *Resources) error {
 	var done []undo
 	for _, s := range res.plan() {
 		old, err := j.d.read(s.file)
-		if err == nil && s.device != nil {
-			old = ioMaxLine(old, *s.device)
-		}
-		if err == nil {
-			err = j.d.write(s.file, s.value)
-		}
 		if err != nil && s.optional && errors.Is(err, unix.ENOENT) {
 			continue
+		}
+		if err != nil {
+			err = fmt.Errorf("cannot read %s before writing %q to it%s: %w", s.file, s.value, missingHint(s.file), err)
+		} else {
+			if s.device != nil {
+				old = ioMaxLine(old, *s.device)
+			}
+			if err = j.d.write(s.file, s.value); err != nil {
+				err = fmt.Errorf("the kernel rejected a limit: %w", err)
+			}
 		}
 		if err != nil {
 			var rb []error
@@ -157,11 +161,18 @@ func (j *Job) Apply(res *Resources) error {
 					rb = append(rb, fmt.Errorf("roll back: %w", rerr))
 				}
 			}
-			return errors.Join(append([]error{fmt.Errorf("apply limits to job %s: the kernel rejected a limit, none was left in force: %w", j.name, err)}, rb...)...)
+			return errors.Join(append([]error{fmt.Errorf("apply limits to job %s (none was left in force): %w", j.name, err)}, rb...)...)
 		}
 		done = append(done, undo{s.file, old})
 	}
 	return nil
+}
+
+func missingHint(file string) string {
+	if file == "memory.swap.max" {
+		return " (the kernel has no swap accounting: boot with swapaccount=1, or pass --swap max)"
+	}
+	return ""
 }
 
 // ioMaxLine returns the io.max line to restore for dev: its current line,
@@ -273,7 +284,7 @@ func (j *Job) WaitEmpty(timeout time.Duration, tick func()) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("job %s still has processes %v after %v", j.path, timeout, timeout)
+			return fmt.Errorf("job %s still has processes after %v", j.path, timeout)
 		}
 		time.Sleep(delay)
 		delay = min(delay*2, 50*time.Millisecond)

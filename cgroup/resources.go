@@ -16,6 +16,9 @@ const (
 	MinCPUPeriod     = time.Millisecond
 	MaxCPUPeriod     = time.Second
 	DefaultCPUPeriod = 100 * time.Millisecond
+	// MaxCPUQuota is the kernel's max_cfs_quota_period bound on the quota,
+	// (1<<44)-1 microseconds.
+	MaxCPUQuota = time.Duration(1<<44-1) * time.Microsecond
 )
 
 // CPUMax is a cpu.max setting. A zero Quota means no bandwidth limit
@@ -34,7 +37,8 @@ func ParseCPUPercent(s string, period time.Duration) (CPUMax, error) {
 	}
 	t := strings.TrimSpace(s)
 	if strings.EqualFold(t, "max") {
-		return CPUMax{Period: period}, nil
+		c := CPUMax{Period: period}
+		return c, c.validate()
 	}
 	pct, err := strconv.ParseFloat(strings.TrimSuffix(t, "%"), 64)
 	if err != nil || math.IsNaN(pct) || math.IsInf(pct, 0) || pct <= 0 {
@@ -55,6 +59,9 @@ func (c CPUMax) validate() error {
 	}
 	if p < MinCPUPeriod || p > MaxCPUPeriod {
 		return fmt.Errorf("cpu period %v out of range: the kernel accepts %v to %v", p, MinCPUPeriod, MaxCPUPeriod)
+	}
+	if c.Quota > MaxCPUQuota {
+		return fmt.Errorf("cpu quota %v per %v period is above the kernel's maximum of %v", c.Quota, p, MaxCPUQuota)
 	}
 	if c.Quota != 0 && c.Quota < MinCPUQuota {
 		return fmt.Errorf("cpu quota %v per %v period is below the kernel's minimum of %v: raise the share or lengthen the period", c.Quota, p, MinCPUQuota)
