@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -148,7 +149,15 @@ func runHelper(mode string, args []string) int {
 		if err := c.Run(); err != nil {
 			return fail(err)
 		}
-		fmt.Println("daemonized")
+		// Exit only once the daemon is up, so that it is a leftover and
+		// not killed while still starting.
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(arg(0)); err == nil {
+				fmt.Println("daemonized")
+				return 0
+			}
+		}
+		return fail(errors.New("daemon did not write its pid file"))
 	case "daemon-mid":
 		c := exec.Command(testBinOrSelf(), arg(0))
 		c.Env = append(os.Environ(), helperEnv+"=daemon")
@@ -162,6 +171,8 @@ func runHelper(mode string, args []string) int {
 			return fail(err)
 		}
 		time.Sleep(5 * time.Minute)
+	case "raise":
+		return raise(arg(0))
 	case "signals":
 		return echoSignals()
 	case "sleep":
@@ -273,6 +284,30 @@ func odirectWrite(dev, size string) int {
 	el := time.Since(start)
 	fmt.Printf("odirect: wrote %d bytes in %.3fs (%.0f B/s)\n", written, el.Seconds(), float64(written)/el.Seconds())
 	return 0
+}
+
+// raise dies by the named signal with the default action, bypassing the
+// Go runtime's handlers (which turn SIGQUIT, SIGSEGV and SIGABRT into exit
+// status 2). A shell cannot do this for SIGQUIT: ash, like bash, ignores it.
+func raise(name string) int {
+	sig := unix.SignalNum(name)
+	if sig == 0 {
+		fmt.Fprintln(os.Stderr, "raise: unknown signal", name)
+		return 3
+	}
+	_ = unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+	runtime.LockOSThread()
+	// struct kernel_sigaction on amd64: handler, flags, restorer, mask;
+	// all zero is SIG_DFL. SIGKILL cannot be changed and needs no change.
+	var act [4]uint64
+	unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	var set unix.Sigset_t
+	set.Val[0] = 1 << (uint(sig) - 1)
+	_ = unix.PthreadSigmask(unix.SIG_UNBLOCK, &set, nil)
+	_ = unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
+	time.Sleep(5 * time.Second)
+	fmt.Fprintln(os.Stderr, "raise: still alive after", name)
+	return 3
 }
 
 // echoSignals prints each forwarded signal it receives, and exits after

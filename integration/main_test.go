@@ -36,10 +36,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The shim joins the job cgroup first and then execs the helper.
+	supervisor.RunShim()
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(runHelper(mode, os.Args[1:]))
 	}
-	supervisor.RunShim()
 	var err error
 	if testBin, err = os.Executable(); err != nil {
 		fmt.Fprintln(os.Stderr, "integration: find test binary:", err)

@@ -209,6 +209,12 @@ func nsRun(args []string) int {
 		fmt.Fprintln(os.Stderr, "ns-run: make mounts private:", err)
 		return 3
 	}
+	// The inherited mount shows the whole hierarchy; a fresh mount in the
+	// new cgroup namespace shows the namespace root, as in a container.
+	if err := unix.Unmount("/sys/fs/cgroup", unix.MNT_DETACH); err != nil {
+		fmt.Fprintln(os.Stderr, "ns-run: unmount the inherited cgroup2:", err)
+		return 3
+	}
 	if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, ""); err != nil {
 		fmt.Fprintln(os.Stderr, "ns-run: mount cgroup2:", err)
 		return 3

@@ -81,12 +81,17 @@ func TestMemoryLimitOOMKill(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no OOM line on stderr:\n%s", r.stderr)
 	}
+	// The kernel lets a task that is being OOM-killed charge a few pages
+	// past memory.max so that it can exit (mm/memcontrol.c, "force"), and
+	// memory.peak records those pages too; more than that slack would mean
+	// the limit did not hold.
 	peak := summaryValue(t, r.stderr, "memory.peak")
-	if peak > 64<<20 {
-		t.Errorf("memory.peak %.0f above the 64 MiB limit", peak)
+	const slack = 64 << 10
+	if peak > 64<<20+slack {
+		t.Errorf("memory.peak %.0f is more than %d bytes above the 64 MiB limit", peak, slack)
 	}
-	t.Logf("measured: exit %d, oom_kill=%s, memory.peak=%.0f bytes (%.1f MiB, limit 64 MiB), last progress %q",
-		r.code, m[1], peak, peak/(1<<20), lastLine(r.stdout))
+	t.Logf("measured: exit %d, oom_kill=%s, memory.peak=%.0f bytes (limit 67108864; %+.0f bytes forced by the dying task), last progress %q",
+		r.code, m[1], peak, peak-64<<20, lastLine(r.stdout))
 }
 
 // 3. --cpu 50% holds two spinning threads to half a CPU.
@@ -209,7 +214,7 @@ func TestExitStatuses(t *testing.T) {
 	}
 	t.Logf("measured: 256 exit codes, %d mismatches, %v per run", bad, (time.Since(start) / 256).Round(time.Millisecond))
 	for _, sig := range []unix.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGKILL, unix.SIGUSR1, unix.SIGSEGV, unix.SIGABRT} {
-		r := rsup(t, "run", "--cgroup-root", root, "--", "/bin/sh", "-c", fmt.Sprintf("kill -%d $$", int(sig)))
+		r := rsup(t, append([]string{"run", "--cgroup-root", root, "--"}, helper("raise", unix.SignalName(sig))...)...)
 		if r.code != 128+int(sig) {
 			t.Errorf("death by %v gave %d, want %d", sig, r.code, 128+int(sig))
 		}
