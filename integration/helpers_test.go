@@ -90,6 +90,17 @@ func runHelper(mode string, args []string) int {
 			}
 			fmt.Printf("%s: %s\n", f, strings.TrimSpace(string(b)))
 		}
+	case "owner":
+		cg, err := ownCgroup()
+		if err != nil {
+			return fail(err)
+		}
+		buf := make([]byte, 128)
+		n, err := unix.Getxattr("/sys/fs/cgroup"+cg, "trusted.rsup.owner", buf)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Printf("owner %s\n", buf[:n])
 	case "alloc":
 		// Touch SIZE bytes of anonymous memory, 1 MiB at a time.
 		l, err := cgroup.ParseBytes(arg(0))
@@ -314,7 +325,7 @@ func raise(name string) int {
 // SIGTERM once late duplicates had time to arrive.
 func echoSignals() int {
 	c := make(chan os.Signal, 64)
-	signal.Notify(c, unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
+	signal.Notify(c, unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGCHLD)
 	fmt.Println("ready")
 	var deadline <-chan time.Time
 	for {

@@ -85,6 +85,36 @@ func TestShimStartsInJobCgroup(t *testing.T) {
 	t.Logf("measured: shim start in %s ok; missing binary through the shim -> %v", want, err)
 }
 
+// A limit the kernel rejects undoes the limits written before it.
+func TestApplyRollsBackOnKernelRejection(t *testing.T) {
+	job := openJob(t, "rollback", nil)
+	defer job.Remove(5 * time.Second)
+	cpu, err := cgroup.ParseCPUPercent("50%", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pids.max above PID_MAX_LIMIT passes rsup's checks but not the
+	// kernel's (kernel/cgroup/pids.c).
+	err = job.Apply(&cgroup.Resources{CPU: &cpu, MemoryMax: cgroup.Value(32 << 20), PidsMax: cgroup.Value(1 << 40)})
+	if err == nil {
+		t.Fatal("the kernel accepted pids.max=2^40")
+	}
+	var fe *cgroup.FileError
+	if !errors.As(err, &fe) || !strings.HasSuffix(fe.Path, "pids.max") || fe.Value != "1099511627776" {
+		t.Errorf("error does not name pids.max and its value: %v", err)
+	}
+	got := map[string]string{}
+	for _, f := range []string{"cpu.max", "memory.max", "memory.swap.max", "pids.max"} {
+		got[f], _ = job.ReadFile(f)
+	}
+	for f, want := range map[string]string{"cpu.max": "max 100000", "memory.max": "max", "memory.swap.max": "max", "pids.max": "max"} {
+		if got[f] != want {
+			t.Errorf("%s is %q after the rollback, want %q", f, got[f], want)
+		}
+	}
+	t.Logf("measured: kernel rejected: %v; after rollback %v", err, got)
+}
+
 // The freezer fallback for kernels without cgroup.kill kills every process
 // and always leaves the cgroup thawed.
 func TestKillFrozen(t *testing.T) {

@@ -29,6 +29,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", EnvVars: []string{"RSUP_NAME"}, Usage: "job name, also the job cgroup's directory name (default: the command's name and a random suffix)"},
 			&cli.StringFlag{Name: "cgroup-root", EnvVars: []string{"RSUP_CGROUP_ROOT"}, Usage: "cgroup v2 directory that holds the job cgroups (default: <cgroup2 mount>/rsup); give a delegated subtree when not root"},
 			&cli.BoolFlag{Name: "evacuate", EnvVars: []string{"RSUP_EVACUATE"}, Usage: "move other processes out of a cgroup namespace root into <root>/init when controllers must be enabled there (as in a privileged container)"},
+			&cli.BoolFlag{Name: "use-shim", EnvVars: []string{"RSUP_USE_SHIM"}, Usage: "start the command through rsup's re-exec shim, which joins the cgroup and then execs, instead of clone3 into the cgroup (rsup falls back to it by itself where clone3 is refused)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, EnvVars: []string{"RSUP_VERBOSE"}, Usage: "report the job cgroup, its limits and a summary on stderr"},
 		}, limitFlags()...),
 		OnUsageError: onUsageError,
@@ -79,6 +80,7 @@ func runAction(c *cli.Context) error {
 		Job:            job,
 		Subreaper:      true,
 		ForwardSignals: true,
+		UseShim:        c.Bool("use-shim"),
 		Logf:           logf,
 	})
 	if result == nil {
