@@ -207,7 +207,7 @@ func TestTerminalInterruptOnce(t *testing.T) {
 	if err != nil {
 		t.Skipf("open pty: %v", err)
 	}
-	cmd := exec.Command(rsupBin, append([]string{"run", "--cgroup-root", root, "--"}, helper("signals")...)...)
+	cmd := exec.Command(rsupBin, append([]string{"run", "-v", "--cgroup-root", root, "--"}, helper("signals")...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
@@ -249,6 +249,37 @@ func TestTerminalInterruptOnce(t *testing.T) {
 		}
 	}
 	waitFor("ready")
+	fg := func() int {
+		p, _ := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPGRP)
+		return p
+	}
+	rsupPid := cmd.Process.Pid
+	jobPgrp := fg()
+	if jobPgrp == rsupPid {
+		t.Fatalf("the terminal's foreground group is rsup's (%d), not the command's", rsupPid)
+	}
+
+	// Ctrl-Z stops the command; rsup takes the terminal back and stops
+	// too, as a shell expects of its job.
+	if _, err := master.Write([]byte{26}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rsupPid, 'T')
+	if p := fg(); p != rsupPid {
+		t.Errorf("after Ctrl-Z the terminal's foreground group is %d, want rsup's %d; output so far: %q", p, rsupPid, seen.String())
+	}
+	// fg: the shell continues rsup, which hands the terminal back to the
+	// command and continues it.
+	if err := unix.Kill(-rsupPid, unix.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rsupPid, 'S')
+	for deadline := time.Now().Add(10 * time.Second); fg() != jobPgrp; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after fg the terminal's foreground group is %d, want the command's %d", fg(), jobPgrp)
+		}
+	}
+
 	if _, err := master.Write([]byte{3}); err != nil { // Ctrl-C
 		t.Fatal(err)
 	}
@@ -264,5 +295,26 @@ func TestTerminalInterruptOnce(t *testing.T) {
 	if c := strings.Count(out, "got SIGINT"); c != 1 {
 		t.Errorf("Ctrl-C reached the command %d times, want 1:\n%s", c, out)
 	}
-	t.Logf("measured: Ctrl-C arrivals %d, SIGTERM arrivals %d", strings.Count(out, "got SIGINT"), strings.Count(out, "got SIGTERM"))
+	t.Logf("measured: Ctrl-Z stopped the command and rsup and gave the terminal to rsup's group; fg gave it back to the command's group %d; Ctrl-C arrivals %d, SIGTERM arrivals %d",
+		jobPgrp, strings.Count(out, "got SIGINT"), strings.Count(out, "got SIGTERM"))
+}
+
+// waitState waits until /proc/PID/stat shows the process in state.
+func waitState(t *testing.T, pid int, state byte) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state follows the parenthesised command name.
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) {
+			last = string(b[i+2])
+			if b[i+2] == state {
+				return
+			}
+		}
+	}
+	t.Fatalf("pid %d stayed in state %s, want %c", pid, last, state)
 }

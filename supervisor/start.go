@@ -162,6 +162,32 @@ func foregroundTerminal(f *os.File) *terminal {
 	return &terminal{fd: fd, pgrp: fg}
 }
 
+// suspend follows the command into the background when it was stopped
+// from the terminal (Ctrl-Z): rsup takes the terminal back and stops itself,
+// so that the shell regains control; once continued (fg), it hands the
+// terminal to the command again and continues it.
+func (s *run) suspend() {
+	if s.tty == nil || s.tty.restored {
+		return
+	}
+	s.tty.restore()
+	s.cfg.Logf("command stopped (pid %d); stopping too until continued", s.pid)
+	// The stop is a group stop that another thread may carry out a moment
+	// later, so this goroutine waits for the SIGCONT that ends it rather
+	// than assuming it has already happened when kill returns.
+	cont := make(chan os.Signal, 1)
+	signal.Notify(cont, unix.SIGCONT)
+	defer signal.Stop(cont)
+	_ = unix.Kill(unix.Getpid(), unix.SIGSTOP)
+	<-cont
+	// Continued: the shell has given the terminal to rsup's group.
+	s.tty.restored = false
+	signal.Ignore(unix.SIGTTOU)
+	_ = unix.IoctlSetPointerInt(s.tty.fd, unix.TIOCSPGRP, s.pid)
+	signal.Reset(unix.SIGTTOU)
+	_ = unix.Kill(-s.pid, unix.SIGCONT)
+}
+
 // restore gives the terminal back to rsup's process group. rsup is in the
 // background when it does so, which would stop it with SIGTTOU unless the
 // signal is ignored for the call.
@@ -173,4 +199,5 @@ func (t *terminal) restore() {
 	signal.Ignore(unix.SIGTTOU)
 	defer signal.Reset(unix.SIGTTOU)
 	_ = unix.IoctlSetPointerInt(t.fd, unix.TIOCSPGRP, t.pgrp)
+
 }

@@ -231,12 +231,18 @@ func (s *run) reap() {
 			target = -1
 		}
 		var ws unix.WaitStatus
-		pid, err := unix.Wait4(target, &ws, unix.WNOHANG, nil)
+		pid, err := unix.Wait4(target, &ws, unix.WNOHANG|unix.WUNTRACED, nil)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil || pid <= 0 {
 			return
+		}
+		if ws.Stopped() {
+			if pid == s.pid {
+				s.suspend()
+			}
+			continue
 		}
 		if pid == s.pid {
 			s.exited = true
