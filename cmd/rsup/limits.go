@@ -16,14 +16,14 @@ import (
 // share them.
 func limitFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "cpu", EnvVars: []string{"RSUP_CPU"}, Usage: "CPU bandwidth as a share of one CPU: 50% is half a CPU, 250% two and a half (cpu.max)", Category: "Limits"},
-		&cli.DurationFlag{Name: "cpu-period", EnvVars: []string{"RSUP_CPU_PERIOD"}, Value: cgroup.DefaultCPUPeriod, Usage: "period of the CPU bandwidth limit, 1ms to 1s", Category: "Limits"},
-		&cli.StringFlag{Name: "cpu-weight", EnvVars: []string{"RSUP_CPU_WEIGHT"}, Usage: "relative CPU weight, 1 to 10000 (cpu.weight; default 100)", Category: "Limits"},
-		&cli.StringFlag{Name: "memory", EnvVars: []string{"RSUP_MEMORY"}, Usage: "hard memory limit (memory.max); beyond it the kernel OOM-kills the job. Also sets memory.swap.max=0 unless --swap is given", Category: "Limits"},
-		&cli.StringFlag{Name: "memory-high", EnvVars: []string{"RSUP_MEMORY_HIGH"}, Usage: "memory throttling threshold (memory.high)", Category: "Limits"},
-		&cli.StringFlag{Name: "memory-low", EnvVars: []string{"RSUP_MEMORY_LOW"}, Usage: "memory protected from reclaim (memory.low)", Category: "Limits"},
-		&cli.StringFlag{Name: "swap", EnvVars: []string{"RSUP_SWAP"}, Usage: "swap limit (memory.swap.max)", Category: "Limits"},
-		&cli.StringFlag{Name: "pids", EnvVars: []string{"RSUP_PIDS"}, Usage: "maximum number of tasks (pids.max); the kernel counts threads, not only processes", Category: "Limits"},
+		&cli.StringFlag{Name: "cpu", EnvVars: []string{"RSUP_CPU"}, Usage: "CPU bandwidth as a `PERCENT` of one CPU: 50% is half a CPU, 250% two and a half (cpu.max)", Category: "Limits"},
+		&cli.DurationFlag{Name: "cpu-period", EnvVars: []string{"RSUP_CPU_PERIOD"}, Value: cgroup.DefaultCPUPeriod, Usage: "`PERIOD` of the CPU bandwidth limit, 1ms to 1s", Category: "Limits"},
+		&cli.StringFlag{Name: "cpu-weight", EnvVars: []string{"RSUP_CPU_WEIGHT"}, Usage: "relative CPU `WEIGHT`, 1 to 10000 (cpu.weight; the kernel's default is 100)", Category: "Limits"},
+		&cli.StringFlag{Name: "memory", EnvVars: []string{"RSUP_MEMORY"}, Usage: "hard memory limit `SIZE` (memory.max); beyond it the kernel OOM-kills the job. Also sets memory.swap.max=0 unless --swap is given", Category: "Limits"},
+		&cli.StringFlag{Name: "memory-high", EnvVars: []string{"RSUP_MEMORY_HIGH"}, Usage: "memory throttling threshold `SIZE` (memory.high)", Category: "Limits"},
+		&cli.StringFlag{Name: "memory-low", EnvVars: []string{"RSUP_MEMORY_LOW"}, Usage: "`SIZE` of memory protected from reclaim (memory.low)", Category: "Limits"},
+		&cli.StringFlag{Name: "swap", EnvVars: []string{"RSUP_SWAP"}, Usage: "swap limit `SIZE` (memory.swap.max)", Category: "Limits"},
+		&cli.StringFlag{Name: "pids", EnvVars: []string{"RSUP_PIDS"}, Usage: "maximum `NUMBER` of tasks (pids.max); the kernel counts threads, not only processes", Category: "Limits"},
 		&cli.StringSliceFlag{Name: "io-read-bps", EnvVars: []string{"RSUP_IO_READ_BPS"}, Usage: "read bandwidth limit `DEV=RATE` (io.max rbps); DEV is a whole-disk device path or MAJ:MIN; repeatable", Category: "Limits"},
 		&cli.StringSliceFlag{Name: "io-write-bps", EnvVars: []string{"RSUP_IO_WRITE_BPS"}, Usage: "write bandwidth limit `DEV=RATE` (io.max wbps); repeatable", Category: "Limits"},
 		&cli.StringSliceFlag{Name: "io-read-iops", EnvVars: []string{"RSUP_IO_READ_IOPS"}, Usage: "read operations per second `DEV=N` (io.max riops); repeatable", Category: "Limits"},

@@ -26,8 +26,8 @@ func runCommand() *cli.Command {
 			"126 if it could not be executed, 127 if it was not found).\n\n" +
 			"Sizes and rates: bytes, or K M G T (1024-based), KiB MiB GiB TiB (1024-based), KB MB GB TB (1000-based), or max.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "name", EnvVars: []string{"RSUP_NAME"}, Usage: "job name, also the job cgroup's directory name (default: the command's name and a random suffix)"},
-			&cli.StringFlag{Name: "cgroup-root", EnvVars: []string{"RSUP_CGROUP_ROOT"}, Usage: "cgroup v2 directory that holds the job cgroups (default: <cgroup2 mount>/rsup); give a delegated subtree when not root"},
+			&cli.StringFlag{Name: "name", EnvVars: []string{"RSUP_NAME"}, Usage: "job `NAME`, also the job cgroup's directory name (default: the command's name and a random suffix)"},
+			&cli.StringFlag{Name: "cgroup-root", EnvVars: []string{"RSUP_CGROUP_ROOT"}, Usage: "cgroup v2 `DIRECTORY` that holds the job cgroups (default: <cgroup2 mount>/rsup); give a delegated subtree when not root"},
 			&cli.BoolFlag{Name: "evacuate", EnvVars: []string{"RSUP_EVACUATE"}, Usage: "move other processes out of a cgroup namespace root into <root>/init when controllers must be enabled there (as in a privileged container)"},
 			&cli.BoolFlag{Name: "use-shim", EnvVars: []string{"RSUP_USE_SHIM"}, Usage: "start the command through rsup's re-exec shim, which joins the cgroup and then execs, instead of clone3 into the cgroup (rsup falls back to it by itself where clone3 is refused)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, EnvVars: []string{"RSUP_VERBOSE"}, Usage: "report the job cgroup, its limits and a summary on stderr"},
@@ -90,8 +90,8 @@ func runAction(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "rsup: job %s: %v\n", name, err)
 	}
 	if result.OOMKills > 0 {
-		fmt.Fprintf(os.Stderr, "rsup: job %s: the kernel OOM killer killed %d process(es) at memory.max=%s (oom_kill=%d)\n",
-			name, result.OOMKills, limitText(res.MemoryMax), result.OOMKills)
+		fmt.Fprintf(os.Stderr, "rsup: job %s: killed by the kernel OOM killer at memory.max=%s, oom_kill=%d\n",
+			name, limitText(res.MemoryMax), result.OOMKills)
 	}
 	logf("job %s: %s", name, summary(result))
 	return exitWith(result.Status())
