@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -113,6 +115,35 @@ func TestApplyRollsBackOnKernelRejection(t *testing.T) {
 		}
 	}
 	t.Logf("measured: kernel rejected: %v; after rollback %v", err, got)
+}
+
+// A signal that arrives while the job is being set up is not lost: the
+// command is not started, the job cgroup is removed, and the status is
+// 128+N.
+func TestSignalDuringSetup(t *testing.T) {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, supervisor.Forwarded...)
+	defer signal.Stop(sigs)
+	job := openJob(t, "early", nil)
+	if err := unix.Kill(os.Getpid(), unix.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	marker := filepath.Join(t.TempDir(), "ran")
+	_, err := supervisor.Run(withTimeout(t, time.Minute), supervisor.Config{
+		Args: []string{"/bin/touch", marker}, Job: job, ForwardSignals: true, Signals: sigs,
+	})
+	var se *supervisor.StartError
+	if !errors.As(err, &se) || se.Code != 128+int(unix.SIGUSR1) {
+		t.Errorf("got %v, want a StartError with status %d", err, 128+int(unix.SIGUSR1))
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran after the signal")
+	}
+	if _, err := os.Stat(job.Path()); !os.IsNotExist(err) {
+		t.Errorf("job cgroup remains: %v", err)
+	}
+	t.Logf("measured: %v", err)
 }
 
 // The freezer fallback for kernels without cgroup.kill kills every process

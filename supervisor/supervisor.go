@@ -50,6 +50,13 @@ type Config struct {
 	// ForwardSignals passes the signals in Forwarded, when they reach
 	// this process, on to the command.
 	ForwardSignals bool
+	// Signals, if set, is a channel the caller has already registered
+	// with signal.Notify for Forwarded, early (before creating the job),
+	// so that a signal arriving during setup is not lost: if one is
+	// pending when Run starts, the command is not started and Run
+	// returns a StartError with status 128+N. Run adds SIGCHLD to it and
+	// stops all notification on it before returning.
+	Signals chan os.Signal
 	// StopSignal is sent to the command when ctx is cancelled; zero means
 	// SIGTERM. After StopGrace (zero: 10s) every process in the job is
 	// killed through the cgroup.
@@ -139,13 +146,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, &StartError{Code: ExitFailure, Err: fmt.Errorf("become child subreaper: %w", err)}
 		}
 	}
-	sigs := make(chan os.Signal, 64)
+	sigs := cfg.Signals
+	if sigs == nil {
+		sigs = make(chan os.Signal, 64)
+	}
 	notify := []os.Signal{unix.SIGCHLD}
 	if cfg.ForwardSignals {
 		notify = append(notify, Forwarded...)
 	}
 	signal.Notify(sigs, notify...)
 	defer signal.Stop(sigs)
+	if cfg.Signals != nil {
+		select {
+		case sig := <-sigs:
+			if sig != unix.SIGCHLD {
+				s.removeJob()
+				return nil, &StartError{Code: 128 + int(sig.(unix.Signal)), Err: fmt.Errorf("received %v before the command started; it was not started", sig)}
+			}
+		default:
+		}
+	}
 
 	if err := s.start(); err != nil {
 		s.removeJob()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 
@@ -58,6 +59,12 @@ func runAction(c *cli.Context) error {
 		logf = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "rsup: "+format+"\n", a...) }
 	}
 
+	// From here on a signal must not kill rsup with a job cgroup half
+	// made: it is caught, and the supervisor acts on it.
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs, supervisor.Forwarded...)
+	defer signal.Stop(sigs)
+
 	h, err := cgroup.Open(cgroup.Config{Root: c.String("cgroup-root"), Evacuate: c.Bool("evacuate")})
 	if err != nil {
 		return usageError(err)
@@ -80,6 +87,7 @@ func runAction(c *cli.Context) error {
 		Job:            job,
 		Subreaper:      true,
 		ForwardSignals: true,
+		Signals:        sigs,
 		UseShim:        c.Bool("use-shim"),
 		Logf:           logf,
 	})
