@@ -26,13 +26,9 @@ func runCommand() *cli.Command {
 			"rsup exits with the command's status (128+N if signal N killed it; 125 if rsup failed before starting it, " +
 			"126 if it could not be executed, 127 if it was not found).\n\n" +
 			"Sizes and rates: bytes, or K M G T (1024-based), KiB MiB GiB TiB (1024-based), KB MB GB TB (1000-based), or max.",
-		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "name", EnvVars: []string{"RSUP_NAME"}, Usage: "job `NAME`, also the job cgroup's directory name (default: the command's name and a random suffix)"},
-			&cli.StringFlag{Name: "cgroup-root", EnvVars: []string{"RSUP_CGROUP_ROOT"}, Usage: "cgroup v2 `DIRECTORY` that holds the job cgroups (default: <cgroup2 mount>/rsup); give a delegated subtree when not root"},
-			&cli.BoolFlag{Name: "evacuate", EnvVars: []string{"RSUP_EVACUATE"}, Usage: "move other processes out of a cgroup namespace root into <root>/init when controllers must be enabled there (as in a privileged container)"},
+		Flags: append(append(jobFlags("the command's name and a random suffix"),
 			&cli.BoolFlag{Name: "use-shim", EnvVars: []string{"RSUP_USE_SHIM"}, Usage: "start the command through rsup's re-exec shim, which joins the cgroup and then execs, instead of clone3 into the cgroup (rsup falls back to it by itself where clone3 is refused)"},
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, EnvVars: []string{"RSUP_VERBOSE"}, Usage: "report the job cgroup, its limits and a summary on stderr"},
-		}, limitFlags()...),
+		), limitFlags()...),
 		OnUsageError: onUsageError,
 		Action:       runAction,
 	}
@@ -54,10 +50,7 @@ func runAction(c *cli.Context) error {
 	if err := cgroup.ValidateName(name); err != nil {
 		return usageError(fmt.Errorf("--name: %w", err))
 	}
-	logf := func(string, ...any) {}
-	if c.Bool("verbose") {
-		logf = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "rsup: "+format+"\n", a...) }
-	}
+	logf := verboseLogger(c)
 
 	// From here on a signal must not kill rsup with a job cgroup half
 	// made: it is caught, and the supervisor acts on it.
@@ -65,13 +58,9 @@ func runAction(c *cli.Context) error {
 	signal.Notify(sigs, supervisor.Forwarded...)
 	defer signal.Stop(sigs)
 
-	h, err := cgroup.Open(cgroup.Config{Root: c.String("cgroup-root"), Evacuate: c.Bool("evacuate")})
+	h, err := openHierarchy(c, logf)
 	if err != nil {
-		return usageError(err)
-	}
-	if m := h.Moved; m.Self != "" || len(m.Evacuated) > 0 {
-		logf("moved itself into %s and %d other process(es) into %s so that controllers could be enabled",
-			m.Self, len(m.Evacuated), filepath.Join(h.Root(), cgroup.EvacuatedLeaf))
+		return err
 	}
 	job, err := h.NewJob(name, res)
 	if err != nil {
@@ -103,6 +92,36 @@ func runAction(c *cli.Context) error {
 	}
 	logf("job %s: %s", name, summary(result))
 	return exitWith(result.Status())
+}
+
+// jobFlags are the flags of every command that makes a job cgroup.
+func jobFlags(defaultName string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "name", EnvVars: []string{"RSUP_NAME"}, Usage: "job `NAME`, also the job cgroup's directory name (default: " + defaultName + ")"},
+		&cli.StringFlag{Name: "cgroup-root", EnvVars: []string{"RSUP_CGROUP_ROOT"}, Usage: "cgroup v2 `DIRECTORY` that holds the job cgroups (default: <cgroup2 mount>/rsup); give a delegated subtree when not root"},
+		&cli.BoolFlag{Name: "evacuate", EnvVars: []string{"RSUP_EVACUATE"}, Usage: "move other processes out of a cgroup namespace root into <root>/init when controllers must be enabled there (as in a privileged container)"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, EnvVars: []string{"RSUP_VERBOSE"}, Usage: "report the job cgroup, its limits and a summary on stderr"},
+	}
+}
+
+func verboseLogger(c *cli.Context) func(string, ...any) {
+	if !c.Bool("verbose") {
+		return func(string, ...any) {}
+	}
+	return func(format string, a ...any) { fmt.Fprintf(os.Stderr, "rsup: "+format+"\n", a...) }
+}
+
+// openHierarchy opens rsup's cgroup hierarchy as the flags say.
+func openHierarchy(c *cli.Context, logf func(string, ...any)) (*cgroup.Hierarchy, error) {
+	h, err := cgroup.Open(cgroup.Config{Root: c.String("cgroup-root"), Evacuate: c.Bool("evacuate")})
+	if err != nil {
+		return nil, usageError(err)
+	}
+	if m := h.Moved; m.Self != "" || len(m.Evacuated) > 0 {
+		logf("moved itself into %s and %d other process(es) into %s so that controllers could be enabled",
+			m.Self, len(m.Evacuated), filepath.Join(h.Root(), cgroup.EvacuatedLeaf))
+	}
+	return h, nil
 }
 
 // defaultName is the command's base name and a short random suffix.
