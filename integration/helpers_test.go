@@ -186,9 +186,33 @@ func runHelper(mode string, args []string) int {
 		return raise(arg(0))
 	case "signals":
 		return echoSignals()
+	case "alloc-on":
+		// Wait for FILE to exist, then touch SIZE bytes.
+		for {
+			if _, err := os.Stat(arg(0)); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return runHelper("alloc", args[1:])
 	case "sleep":
 		d, _ := time.ParseDuration(arg(0))
 		time.Sleep(d)
+	case "exec":
+		return execArgs(args)
+	case "ro-cgroup":
+		// In a new mount namespace: make the cgroup file system read-only,
+		// then run the command.
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			return fail(err)
+		}
+		if err := unix.Mount("/sys/fs/cgroup", "/sys/fs/cgroup", "", unix.MS_BIND, ""); err != nil {
+			return fail(err)
+		}
+		if err := unix.Mount("", "/sys/fs/cgroup", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+			return fail(err)
+		}
+		return execArgs(args)
 	case "ns-holder":
 		return nsHolder(args)
 	case "ns-run":
@@ -197,6 +221,19 @@ func runHelper(mode string, args []string) int {
 		return fail(errors.New("unknown helper mode"))
 	}
 	return 0
+}
+
+// execArgs replaces the helper with args, without the helper variable.
+func execArgs(args []string) int {
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, helperEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	err := unix.Exec(args[0], args, env)
+	fmt.Fprintln(os.Stderr, "exec:", err)
+	return 3
 }
 
 func testBinOrSelf() string {
