@@ -60,7 +60,7 @@ func (d *dir) close() error {
 
 // openFile opens name beneath d. It uses openat2(RESOLVE_BENEATH) where the
 // kernel has it (5.6+) and falls back to openat with O_NOFOLLOW; names are
-// single path elements in both cases (checked by the callers).
+// single path elements in both cases (checked here).
 func (d *dir) openFile(name string, flags int) (*os.File, error) {
 	if strings.ContainsRune(name, '/') || name == ".." || name == "." || name == "" {
 		return nil, &FileError{Op: "open", Path: filepath.Join(d.path, name), Err: errors.New("not a single path element")}
@@ -71,7 +71,9 @@ func (d *dir) openFile(name string, flags int) (*os.File, error) {
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	fd, err := retryEINTR(func() (int, error) { return unix.Openat2(d.fd, name, how) })
-	if errors.Is(err, unix.ENOSYS) {
+	// Kernels before 5.6 answer ENOSYS; seccomp profiles that predate
+	// openat2 often answer EPERM.
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
 		fd, err = retryEINTR(func() (int, error) { return unix.Openat(d.fd, name, flags, 0) })
 	}
 	if err != nil {

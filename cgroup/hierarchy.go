@@ -130,6 +130,9 @@ func Open(cfg Config) (*Hierarchy, error) {
 			top = root
 		}
 	}
+	if _, err := os.Stat(top); err != nil && cfg.Root != "" {
+		return nil, fmt.Errorf("the parent of --cgroup-root %s does not exist (%w): create it, or choose another root", root, err)
+	}
 	availRaw, err := readFileAt(filepath.Join(top, "cgroup.controllers"))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoCgroup2, err)

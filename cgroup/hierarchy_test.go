@@ -494,7 +494,7 @@ func TestOpenEvacuateWriteFails(t *testing.T) {
 func fakeHierarchy(t *testing.T) *Hierarchy {
 	t.Helper()
 	mount := t.TempDir()
-	trustedXattrs(t, mount)
+	userXattrs(t, mount)
 	root := filepath.Join(mount, DefaultRootName)
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)
@@ -673,7 +673,6 @@ func TestNewJobReclaimsLeftover(t *testing.T) {
 	}{
 		{"owner gone", &Owner{PID: 1 << 22, StartTime: 1}},
 		{"owner pid reused", &Owner{PID: os.Getpid(), StartTime: 4241}},
-		{"no owner mark", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -709,6 +708,28 @@ func TestNewJobReclaimsLeftover(t *testing.T) {
 			}
 			j.d.close()
 		})
+	}
+}
+
+// An existing empty cgroup without an owner mark is never taken over: it
+// may be another tool's, or an rsup's that has not marked it yet.
+func TestNewJobRefusesUnmarked(t *testing.T) {
+	t.Parallel()
+	h := fakeHierarchy(t)
+	path := filepath.Join(h.root, "j")
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(path, "cgroup.events"), []byte("populated 0\nfrozen 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.NewJob("j", nil)
+	if !errors.Is(err, ErrJobExists) {
+		t.Fatalf("NewJob over an unmarked cgroup: %v, want ErrJobExists", err)
+	}
+	errorContains(t, err, path, "not marked as an rsup job")
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the unmarked cgroup was removed: %v", err)
 	}
 }
 

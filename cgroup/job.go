@@ -107,10 +107,17 @@ func (h *Hierarchy) reclaim(path string) error {
 		return fmt.Errorf("%w: %s already exists and holds processes: choose another --name, or stop that job first", ErrJobExists, path)
 	}
 	o, err := readOwner(path)
-	if err == nil && o.alive(h.proc) {
+	switch {
+	case errors.Is(err, ErrNoOwner):
+		// Not marked: made by someone else, or by an rsup that has just
+		// created it and not marked it yet. Never take it over.
+		return fmt.Errorf("%w: %s already exists and is not marked as an rsup job: choose another --name, or remove it (rmdir) if it is a leftover", ErrJobExists, path)
+	case err != nil:
+		return err
+	case o.alive(h.proc):
 		return fmt.Errorf("%w: %s belongs to the rsup running as pid %d: choose another --name", ErrJobExists, path, o.PID)
 	}
-	// Empty, and its owner (if any) is gone: a leftover of a crashed rsup.
+	// Empty, and its owner is gone: a leftover of a crashed rsup.
 	return removeTree(path, time.Second)
 }
 
@@ -219,14 +226,9 @@ func (j *Job) Procs() ([]uint64, error) {
 // processes forked during the kill; on older kernels it falls back to
 // KillFrozen.
 func (j *Job) Kill() (int, error) {
-	procs, err := j.Procs()
-	if err != nil {
-		return 0, err
-	}
-	if len(procs) == 0 {
-		return 0, nil
-	}
-	err = j.d.write("cgroup.kill", "1")
+	// The count is for reporting only: the kill must not depend on it.
+	procs, _ := j.Procs()
+	err := j.d.write("cgroup.kill", "1")
 	if errors.Is(err, unix.ENOENT) {
 		return j.KillFrozen()
 	}

@@ -485,7 +485,8 @@ func TestJobProcs(t *testing.T) {
 func TestJobKillWritesCgroupKill(t *testing.T) {
 	t.Parallel()
 	// cgroup.kill exists, so Kill only writes it: the pids listed are
-	// never signalled by rsup itself.
+	// never signalled by rsup itself. It writes it even when the listing
+	// shows nothing, since the listing is only for the report.
 	j := fakeJob(t, map[string]string{"cgroup.procs": "999999\n999998\n", "cgroup.kill": ""})
 	j.mgr = loadManager(t, j.path)
 	n, err := j.Kill()
@@ -499,7 +500,7 @@ func TestJobKillWritesCgroupKill(t *testing.T) {
 	if n, err := empty.Kill(); n != 0 || err != nil {
 		t.Errorf("Kill of an empty job = %d, %v", n, err)
 	}
-	checkWrites(t, filepath.Join(empty.path, "cgroup.kill"), "")
+	checkWrites(t, filepath.Join(empty.path, "cgroup.kill"), "", "1")
 }
 
 // Without cgroup.kill (Linux < 5.14) Kill freezes the job, signals each

@@ -11,8 +11,9 @@ import (
 )
 
 // ownerXattr marks a job cgroup with the rsup process that supervises it.
-// cgroupfs keeps trusted.* extended attributes (kernfs, Linux 3.15+).
-const ownerXattr = "trusted.rsup.owner"
+// cgroupfs keeps user.* extended attributes since Linux 5.7, and the owner
+// of a delegated cgroup may write them (trusted.* would need CAP_SYS_ADMIN).
+const ownerXattr = "user.rsup.owner"
 
 // Owner identifies a supervising process across pid reuse: its pid and its
 // start time in clock ticks since boot (field 22 of /proc/PID/stat).

@@ -115,18 +115,18 @@ func TestOwnerOfAndAlive(t *testing.T) {
 	}
 }
 
-// trustedXattrs skips the test where the temp dir's file system does not
-// keep trusted.* attributes (cgroupfs does; tmpfs and ext4 do for root).
-func trustedXattrs(t *testing.T, dir string) {
+// userXattrs skips the test where the temp dir's file system does not
+// keep user.* attributes (cgroupfs since 5.7, tmpfs since 6.6, ext4).
+func userXattrs(t *testing.T, dir string) {
 	t.Helper()
-	err := unix.Lsetxattr(dir, "trusted.rsup.probe", []byte("1"), 0)
+	err := unix.Lsetxattr(dir, "user.rsup.probe", []byte("1"), 0)
 	if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EPERM) {
-		t.Skipf("trusted.* extended attributes unavailable on the temp dir (%v): the owner mark cannot be stored", err)
+		t.Skipf("user.* extended attributes unavailable on the temp dir (%v): the owner mark cannot be stored", err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Lremovexattr(dir, "trusted.rsup.probe"); err != nil {
+	if err := unix.Lremovexattr(dir, "user.rsup.probe"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -134,7 +134,7 @@ func trustedXattrs(t *testing.T, dir string) {
 func TestSetReadOwner(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
-	trustedXattrs(t, tmp)
+	userXattrs(t, tmp)
 	job := filepath.Join(tmp, "job")
 	if err := os.Mkdir(job, 0o755); err != nil {
 		t.Fatal(err)
@@ -147,7 +147,7 @@ func TestSetReadOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 128)
-	n, err := unix.Lgetxattr(job, "trusted.rsup.owner", buf)
+	n, err := unix.Lgetxattr(job, "user.rsup.owner", buf)
 	if err != nil || string(buf[:n]) != "pid=31337 start=123456789" {
 		t.Errorf("xattr = %q, %v", buf[:n], err)
 	}
@@ -156,7 +156,7 @@ func TestSetReadOwner(t *testing.T) {
 		t.Errorf("readOwner = %+v, %v; want %+v", got, err, o)
 	}
 
-	if err := unix.Lsetxattr(job, "trusted.rsup.owner", []byte("pid=x"), 0); err != nil {
+	if err := unix.Lsetxattr(job, "user.rsup.owner", []byte("pid=x"), 0); err != nil {
 		t.Fatal(err)
 	}
 	_, err = readOwner(job)
@@ -168,7 +168,7 @@ func TestSetReadOwner(t *testing.T) {
 	if !errors.As(err, &fe) || fe.Op != "read" || !errors.Is(err, unix.ENOENT) {
 		t.Errorf("readOwner of a missing cgroup: %#v", err)
 	}
-	errorContains(t, err, missing, "trusted.rsup.owner")
+	errorContains(t, err, missing, "user.rsup.owner")
 	err = setOwner(missing, o)
 	if !errors.As(err, &fe) || fe.Op != "write" || fe.Value != o.String() || !errors.Is(err, unix.ENOENT) {
 		t.Errorf("setOwner of a missing cgroup: %#v", err)

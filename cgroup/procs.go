@@ -101,7 +101,7 @@ func (j *Job) Keep() error {
 	return nil
 }
 
-const keptXattr = "trusted.rsup.kept"
+const keptXattr = "user.rsup.kept"
 
 // Close releases the job's descriptor without removing the cgroup.
 func (j *Job) Close() error { return j.d.close() }

@@ -21,6 +21,10 @@ const (
 	MaxCPUQuota = time.Duration(1<<44-1) * time.Microsecond
 )
 
+// MaxPids is the largest pids.max the kernel accepts: PID_MAX_LIMIT on
+// 64-bit kernels (kernel/cgroup/pids.c).
+const MaxPids = 4 * 1024 * 1024
+
 // CPUMax is a cpu.max setting. A zero Quota means no bandwidth limit
 // ("max"); a zero Period means DefaultCPUPeriod.
 type CPUMax struct {
@@ -141,6 +145,9 @@ func (r *Resources) Validate() error {
 	if r.PidsMax != nil && !r.PidsMax.Max && r.PidsMax.N == 0 {
 		errs = append(errs, errors.New("pids limit 0 would stop the command itself from starting: use 1 or more"))
 	}
+	if r.PidsMax != nil && !r.PidsMax.Max && r.PidsMax.N > MaxPids {
+		errs = append(errs, fmt.Errorf("pids limit %d above the kernel's maximum of %d: use \"max\" for no limit", r.PidsMax.N, MaxPids))
+	}
 	for _, lim := range []struct {
 		name string
 		l    *Limit
@@ -187,6 +194,16 @@ func (r *Resources) Controllers() []string {
 		c = append(c, "pids")
 	}
 	return c
+}
+
+// Writes returns the interface file writes that apply r, in order, as
+// "file=value" strings (for reports).
+func (r *Resources) Writes() []string {
+	var out []string
+	for _, s := range r.plan() {
+		out = append(out, s.file+"="+s.value)
+	}
+	return out
 }
 
 // setting is one write of a limit to an interface file.

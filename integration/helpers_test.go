@@ -96,7 +96,7 @@ func runHelper(mode string, args []string) int {
 			return fail(err)
 		}
 		buf := make([]byte, 128)
-		n, err := unix.Getxattr("/sys/fs/cgroup"+cg, "trusted.rsup.owner", buf)
+		n, err := unix.Getxattr("/sys/fs/cgroup"+cg, "user.rsup.owner", buf)
 		if err != nil {
 			return fail(err)
 		}
@@ -198,6 +198,27 @@ func runHelper(mode string, args []string) int {
 	case "sleep":
 		d, _ := time.ParseDuration(arg(0))
 		time.Sleep(d)
+	case "session":
+		// Play an interactive shell: start the command (args 1..) in its
+		// own process group, in the terminal's foreground, write its pid
+		// to the file in arg 0, and wait for it.
+		c := exec.Command(args[1], args[2:]...)
+		c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Foreground: true, Ctty: 0}
+		if err := c.Start(); err != nil {
+			return fail(err)
+		}
+		if err := os.WriteFile(arg(0), []byte(strconv.Itoa(c.Process.Pid)), 0o644); err != nil {
+			return fail(err)
+		}
+		err := c.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			return fail(err)
+		}
 	case "exec":
 		return execArgs(args)
 	case "ro-cgroup":

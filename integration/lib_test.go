@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,15 +96,17 @@ func TestApplyRollsBackOnKernelRejection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// pids.max above PID_MAX_LIMIT passes rsup's checks but not the
-	// kernel's (kernel/cgroup/pids.c).
-	err = job.Apply(&cgroup.Resources{CPU: &cpu, MemoryMax: cgroup.Value(32 << 20), PidsMax: cgroup.Value(1 << 40)})
+	// An io.max line for a device that does not exist passes rsup's own
+	// checks when given to the library as a number, but not the kernel's
+	// (ENODEV).
+	bogus := cgroup.IOLimit{Device: cgroup.Device{Major: 250, Minor: 250}, WriteBPS: cgroup.Value(1 << 20)}
+	err = job.Apply(&cgroup.Resources{CPU: &cpu, MemoryMax: cgroup.Value(32 << 20), PidsMax: cgroup.Value(64), IO: []cgroup.IOLimit{bogus}})
 	if err == nil {
-		t.Fatal("the kernel accepted pids.max=2^40")
+		t.Fatal("the kernel accepted io.max for device 250:250")
 	}
 	var fe *cgroup.FileError
-	if !errors.As(err, &fe) || !strings.HasSuffix(fe.Path, "pids.max") || fe.Value != "1099511627776" {
-		t.Errorf("error does not name pids.max and its value: %v", err)
+	if !errors.As(err, &fe) || !strings.HasSuffix(fe.Path, "io.max") || fe.Value != "250:250 wbps=1048576" {
+		t.Errorf("error does not name io.max and its value: %v", err)
 	}
 	got := map[string]string{}
 	for _, f := range []string{"cpu.max", "memory.max", "memory.swap.max", "pids.max"} {
@@ -238,7 +241,11 @@ func TestTerminalInterruptOnce(t *testing.T) {
 	if err != nil {
 		t.Skipf("open pty: %v", err)
 	}
-	cmd := exec.Command(rsupBin, append([]string{"run", "-v", "--cgroup-root", root, "--"}, helper("signals")...)...)
+	// A helper plays the interactive shell: it leads the terminal's session
+	// and runs rsup as a foreground job.
+	pidFile := filepath.Join(t.TempDir(), "rsup.pid")
+	cmd := exec.Command(testBin, append([]string{pidFile, rsupBin, "run", "-v", "--cgroup-root", root, "--"}, helper("signals")...)...)
+	cmd.Env = append(os.Environ(), helperEnv+"=session")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
@@ -284,7 +291,11 @@ func TestTerminalInterruptOnce(t *testing.T) {
 		p, _ := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPGRP)
 		return p
 	}
-	rsupPid := cmd.Process.Pid
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsupPid, _ := strconv.Atoi(string(b))
 	jobPgrp := fg()
 	if jobPgrp == rsupPid {
 		t.Fatalf("the terminal's foreground group is rsup's (%d), not the command's", rsupPid)
@@ -316,7 +327,7 @@ func TestTerminalInterruptOnce(t *testing.T) {
 	}
 	waitFor("got SIGINT")
 	time.Sleep(300 * time.Millisecond)
-	_ = cmd.Process.Signal(unix.SIGTERM)
+	_ = unix.Kill(rsupPid, unix.SIGTERM)
 	err = cmd.Wait()
 	master.Close()
 	out := <-output

@@ -200,8 +200,8 @@ func requireV2(t *testing.T) string {
 		// A job cgroup is one that carries rsup's owner mark.
 		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
-				_, kept := unix.Lgetxattr(p, "trusted.rsup.kept", nil)
-				if _, xerr := unix.Lgetxattr(p, "trusted.rsup.owner", nil); xerr == nil && kept != nil {
+				_, kept := unix.Lgetxattr(p, "user.rsup.kept", nil)
+				if _, xerr := unix.Lgetxattr(p, "user.rsup.owner", nil); xerr == nil && kept != nil {
 					t.Errorf("job cgroup %s was left behind", p)
 				}
 			}

@@ -163,8 +163,8 @@ func TestTrackOOM(t *testing.T) {
 	if code := b.wait(t); code != 0 {
 		t.Errorf("rsup track exited %d", code)
 	}
-	mustContain(t, "stderr", b.stderr(), "rsup: job hog: killed by the kernel OOM killer at memory.max=64M (67108864 bytes), oom_kill=1")
-	t.Logf("measured: adopted hog ended by %v; rsup reported: %s", err, lastLine(b.stderr()))
+	mustContain(t, "stderr", b.stderr(), "rsup: job hog: the kernel OOM killer killed 1 of its processes at memory.max=64M (67108864 bytes), oom_kill=1")
+	t.Logf("measured: adopted hog ended by %v; rsup reported:\n%s", err, b.stderr())
 }
 
 // descendants lists pid's descendants from /proc.

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"syscall"
 	"time"
 
@@ -23,13 +22,18 @@ func (s *run) start() error {
 		}
 		path = p
 	}
+	// Checked here so that a failure of clone3 into the cgroup, which Go
+	// reports like a failed execve, is not taken for one.
+	if err := unix.Access(path, unix.X_OK); err != nil {
+		return lookPathError(path, &os.PathError{Op: "access", Path: path, Err: err})
+	}
 	files, closeFiles, err := s.stdio()
 	if err != nil {
 		return &StartError{Code: ExitFailure, Err: err}
 	}
 	defer closeFiles()
 
-	s.tty = foregroundTerminal(files[0])
+	s.tty = openTerminal()
 	attr := &syscall.SysProcAttr{
 		// Its own process group, so that a signal sent to rsup's group
 		// reaches the command once, through rsup, and never twice.
@@ -39,11 +43,12 @@ func (s *run) start() error {
 		UseCgroupFD: true,
 		CgroupFD:    s.job.FD(),
 	}
-	if s.tty != nil {
+	if s.tty.inForeground() {
 		// The command's group takes the terminal, so keyboard signals
-		// (Ctrl-C) go to it alone and not also to rsup.
+		// (Ctrl-C) go to it alone and not also to rsup, and it may read
+		// the terminal even when rsup's stdin is a pipe.
 		attr.Foreground = true
-		attr.Ctty = s.tty.fd
+		attr.Ctty = s.tty.fd()
 	}
 	s.started = time.Now()
 	var proc *os.Process
@@ -59,12 +64,13 @@ func (s *run) start() error {
 		proc, err = s.startShim(path, files, attr)
 	}
 	if err != nil {
-		s.tty.restore()
+		s.tty.takeBack(0)
+		s.tty.close()
 		var se *StartError
 		if errors.As(err, &se) {
 			return err
 		}
-		return execError(path, err)
+		return execError(path, s.job.Path(), err)
 	}
 	s.pid = proc.Pid
 	s.res.PID = proc.Pid
@@ -113,7 +119,7 @@ func cloneRefused(err error) bool {
 }
 
 func lookPathError(name string, err error) error {
-	if errors.Is(err, fs.ErrPermission) {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EACCES) {
 		return &StartError{Code: ExitNotRunnable, Err: fmt.Errorf("command %q is not executable: %w", name, err)}
 	}
 	return &StartError{Code: ExitNotFound, Err: fmt.Errorf("command %q not found: %w", name, unwrapExec(err))}
@@ -127,77 +133,19 @@ func unwrapExec(err error) error {
 	return err
 }
 
-func execError(path string, err error) error {
+func execError(path, cgroupPath string, err error) error {
 	switch {
+	case errors.Is(err, unix.EACCES):
+		// The executable passed access(X_OK), so this is clone3 being
+		// refused entry to the cgroup (delegation rules).
+		return &StartError{Code: ExitFailure, Err: fmt.Errorf("start %s in job cgroup %s: %w (clone3 into the cgroup needs write access to cgroup.procs of it and of the common ancestor)", path, cgroupPath, unix.EACCES)}
 	case errors.Is(err, unix.ENOENT):
 		// The file exists (LookPath found it), so ENOENT is about its
 		// interpreter or a missing shared loader.
 		return &StartError{Code: ExitNotFound, Err: fmt.Errorf("start %s: %w (is its #! interpreter or dynamic loader missing?)", path, unix.ENOENT)}
-	case errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EPERM),
+	case errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EPERM),
 		errors.Is(err, unix.ETXTBSY), errors.Is(err, unix.E2BIG), errors.Is(err, unix.ELOOP), errors.Is(err, unix.EISDIR):
 		return &StartError{Code: ExitNotRunnable, Err: fmt.Errorf("start %s: %w", path, errors.Unwrap(err))}
 	}
 	return &StartError{Code: ExitFailure, Err: fmt.Errorf("start %s: %w", path, err)}
-}
-
-// terminal is the controlling terminal that the command was given as its
-// foreground, and that rsup takes back afterwards.
-type terminal struct {
-	fd       int
-	pgrp     int
-	restored bool
-}
-
-// foregroundTerminal returns the terminal on f if f is one and this
-// process's group is its foreground group; otherwise nil.
-func foregroundTerminal(f *os.File) *terminal {
-	fd := int(f.Fd())
-	if _, err := unix.IoctlGetTermios(fd, unix.TCGETS); err != nil {
-		return nil
-	}
-	fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
-	if err != nil || fg != unix.Getpgrp() {
-		return nil
-	}
-	return &terminal{fd: fd, pgrp: fg}
-}
-
-// suspend follows the command into the background when it was stopped
-// from the terminal (Ctrl-Z): rsup takes the terminal back and stops itself,
-// so that the shell regains control; once continued (fg), it hands the
-// terminal to the command again and continues it.
-func (s *run) suspend() {
-	if s.tty == nil || s.tty.restored {
-		return
-	}
-	s.tty.restore()
-	s.cfg.Logf("command stopped (pid %d); stopping too until continued", s.pid)
-	// The stop is a group stop that another thread may carry out a moment
-	// later, so this goroutine waits for the SIGCONT that ends it rather
-	// than assuming it has already happened when kill returns.
-	cont := make(chan os.Signal, 1)
-	signal.Notify(cont, unix.SIGCONT)
-	defer signal.Stop(cont)
-	_ = unix.Kill(unix.Getpid(), unix.SIGSTOP)
-	<-cont
-	// Continued: the shell has given the terminal to rsup's group.
-	s.tty.restored = false
-	signal.Ignore(unix.SIGTTOU)
-	_ = unix.IoctlSetPointerInt(s.tty.fd, unix.TIOCSPGRP, s.pid)
-	signal.Reset(unix.SIGTTOU)
-	_ = unix.Kill(-s.pid, unix.SIGCONT)
-}
-
-// restore gives the terminal back to rsup's process group. rsup is in the
-// background when it does so, which would stop it with SIGTTOU unless the
-// signal is ignored for the call.
-func (t *terminal) restore() {
-	if t == nil || t.restored {
-		return
-	}
-	t.restored = true
-	signal.Ignore(unix.SIGTTOU)
-	defer signal.Reset(unix.SIGTTOU)
-	_ = unix.IoctlSetPointerInt(t.fd, unix.TIOCSPGRP, t.pgrp)
-
 }

@@ -159,7 +159,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Signals != nil {
 		select {
 		case sig := <-sigs:
-			if sig != unix.SIGCHLD {
+			// Only signals that would have ended rsup abort the start.
+			if sig != unix.SIGCHLD && sig != unix.SIGWINCH {
 				s.removeJob()
 				return nil, &StartError{Code: 128 + int(sig.(unix.Signal)), Err: fmt.Errorf("received %v before the command started; it was not started", sig)}
 			}
@@ -260,7 +261,7 @@ func (s *run) reap() {
 		}
 		if ws.Stopped() {
 			if pid == s.pid {
-				s.suspend()
+				s.suspend(ws.StopSignal())
 			}
 			continue
 		}
@@ -279,7 +280,8 @@ func (s *run) reap() {
 // finish kills what the command left in its cgroup, collects the job's
 // figures and removes the cgroup.
 func (s *run) finish() (*Result, error) {
-	s.tty.restore()
+	s.tty.takeBack(s.pid)
+	s.tty.close()
 	var errs []error
 	if ev, err := s.job.MemoryEvents(); err == nil {
 		s.res.OOMKills = ev["oom_kill"]

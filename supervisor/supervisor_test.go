@@ -35,13 +35,13 @@ func TestStartErrorCodes(t *testing.T) {
 		want int
 	}{
 		{pathErr(unix.ENOENT), ExitNotFound},
-		{pathErr(unix.EACCES), ExitNotRunnable},
+		{pathErr(unix.EACCES), ExitFailure}, // the file passed access(X_OK): the cgroup refused clone3
 		{pathErr(unix.ENOEXEC), ExitNotRunnable},
 		{pathErr(unix.ETXTBSY), ExitNotRunnable},
 		{pathErr(unix.ENOMEM), ExitFailure},
 	} {
 		var se *StartError
-		if err := execError("/x", tc.err); !errors.As(err, &se) || se.Code != tc.want {
+		if err := execError("/x", "/sys/fs/cgroup/rsup/j", tc.err); !errors.As(err, &se) || se.Code != tc.want {
 			t.Errorf("execError(%v) = %v, want code %d", tc.err, err, tc.want)
 		}
 	}

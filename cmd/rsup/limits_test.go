@@ -66,7 +66,7 @@ func TestResourcesFromFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := describe(r)
-	want := "cpu.max=250000 100000 cpu.weight=300 memory.max=67108864 memory.high=1610612736 memory.low=10000000 pids.max=20 memory.swap.max=0 io.max=8:0 wbps=4194304 riops=100"
+	want := "cpu.max=250000 100000 cpu.weight=300 memory.low=10000000 memory.high=1610612736 memory.max=67108864 memory.swap.max=0 pids.max=20 io.max=8:0 wbps=4194304 riops=100"
 	if got != want {
 		t.Errorf("limits:\n got %s\nwant %s", got, want)
 	}
@@ -100,6 +100,7 @@ func TestResourcesFromFlagsErrors(t *testing.T) {
 		{fakeFlags{"cpu-weight": "10001"}, []string{"--cpu-weight"}},
 		{fakeFlags{"pids": "lots"}, []string{"--pids", `"lots"`}},
 		{fakeFlags{"pids": "0"}, []string{"pids limit 0"}},
+		{fakeFlags{"pids": "5000000"}, []string{"above the kernel's maximum of 4194304"}},
 		{fakeFlags{"io-write-bps": []string{"8:1=4M"}}, []string{"--io-write-bps", "partition", "sda (8:0)"}},
 		{fakeFlags{"io-write-bps": []string{"/dev/null=4M"}}, []string{"--io-write-bps", "not a block device"}},
 		{fakeFlags{"io-write-bps": []string{"8:0"}}, []string{"--io-write-bps", "DEV=VALUE"}},
@@ -134,6 +135,22 @@ func TestDefaultName(t *testing.T) {
 		n := defaultName(cmd)
 		if err := cgroup.ValidateName(n); err != nil {
 			t.Errorf("default name for %q is invalid: %v", cmd, err)
+		}
+	}
+}
+
+func TestOOMLine(t *testing.T) {
+	for _, tc := range []struct {
+		max    *cgroup.Limit
+		killed bool
+		want   string
+	}{
+		{cgroup.Value(64 << 20), true, "rsup: job j: killed by the kernel OOM killer at memory.max=64M (67108864 bytes), oom_kill=2"},
+		{cgroup.Value(64 << 20), false, "rsup: job j: the kernel OOM killer killed 2 of its processes at memory.max=64M (67108864 bytes), oom_kill=2"},
+		{nil, true, "rsup: job j: killed by the kernel OOM killer at memory.max=max (no limit of its own: the host ran out of memory), oom_kill=2"},
+	} {
+		if got := oomLine("j", tc.max, 2, tc.killed); got != tc.want {
+			t.Errorf("oomLine:\n got %s\nwant %s", got, tc.want)
 		}
 	}
 }

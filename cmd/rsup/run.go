@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/rsup/rsup/cgroup"
 	"github.com/rsup/rsup/supervisor"
@@ -87,8 +88,7 @@ func runAction(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "rsup: job %s: %v\n", name, err)
 	}
 	if result.OOMKills > 0 {
-		fmt.Fprintf(os.Stderr, "rsup: job %s: killed by the kernel OOM killer at memory.max=%s, oom_kill=%d\n",
-			name, limitText(res.MemoryMax), result.OOMKills)
+		fmt.Fprintln(os.Stderr, oomLine(name, res.MemoryMax, result.OOMKills, result.Signal == unix.SIGKILL))
 	}
 	logf("job %s: %s", name, summary(result))
 	return exitWith(result.Status())
@@ -122,6 +122,19 @@ func openHierarchy(c *cli.Context, logf func(string, ...any)) (*cgroup.Hierarchy
 			m.Self, len(m.Evacuated), filepath.Join(h.Root(), cgroup.EvacuatedLeaf))
 	}
 	return h, nil
+}
+
+// oomLine is the one line rsup prints when the kernel's OOM killer struck
+// in a job: killed says whether the job's main process died of it.
+func oomLine(name string, memoryMax *cgroup.Limit, kills uint64, killed bool) string {
+	limit := "memory.max=" + limitText(memoryMax)
+	if memoryMax == nil {
+		limit = "memory.max=max (no limit of its own: the host ran out of memory)"
+	}
+	if killed {
+		return fmt.Sprintf("rsup: job %s: killed by the kernel OOM killer at %s, oom_kill=%d", name, limit, kills)
+	}
+	return fmt.Sprintf("rsup: job %s: the kernel OOM killer killed %d of its processes at %s, oom_kill=%d", name, kills, limit, kills)
 }
 
 // defaultName is the command's base name and a short random suffix.
@@ -160,31 +173,11 @@ func humanBytes(n uint64) string {
 }
 
 func describe(r *cgroup.Resources) string {
-	var parts []string
-	if r.CPU != nil {
-		parts = append(parts, "cpu.max="+r.CPU.String())
-	}
-	if r.CPUWeight != nil {
-		parts = append(parts, fmt.Sprintf("cpu.weight=%d", *r.CPUWeight))
-	}
-	for _, f := range []struct {
-		n string
-		l *cgroup.Limit
-	}{{"memory.max", r.MemoryMax}, {"memory.high", r.MemoryHigh}, {"memory.low", r.MemoryLow}, {"memory.swap.max", r.SwapMax}, {"pids.max", r.PidsMax}} {
-		if f.l != nil {
-			parts = append(parts, f.n+"="+f.l.String())
-		}
-	}
-	if r.MemoryMax != nil && r.SwapMax == nil {
-		parts = append(parts, "memory.swap.max=0")
-	}
-	for _, l := range r.IO {
-		parts = append(parts, "io.max="+l.String())
-	}
-	if len(parts) == 0 {
+	w := r.Writes()
+	if len(w) == 0 {
 		return "none"
 	}
-	return strings.Join(parts, " ")
+	return strings.Join(w, " ")
 }
 
 func summary(r *supervisor.Result) string {

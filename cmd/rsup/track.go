@@ -149,7 +149,8 @@ func trackAction(c *cli.Context) error {
 	sig, werr := tr.Wait(c.Context)
 	result := tr.Result()
 	if result.OOMKills > 0 {
-		fmt.Fprintf(os.Stderr, "rsup: job %s: killed by the kernel OOM killer at memory.max=%s, oom_kill=%d\n", name, limitText(res.MemoryMax), result.OOMKills)
+		// Whether the adopted process died of it is not knowable here.
+		fmt.Fprintln(os.Stderr, oomLine(name, res.MemoryMax, result.OOMKills, false))
 	}
 	if werr != nil {
 		return errors.Join(werr, teardown(tr, job))
