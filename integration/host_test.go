@@ -4,8 +4,11 @@ package integration
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,4 +34,26 @@ func TestHybridHostRefuses(t *testing.T) {
 		t.Error("the command ran without its limits")
 	}
 	t.Logf("measured: exit %d; message: %s", r.code, r.stderr)
+}
+
+// On a hybrid host, monitor-only tracking still works: it needs no cgroup
+// v2 at all.
+func TestHybridHostTrackNoMove(t *testing.T) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(cgroupMount, &st); err != nil || st.Type == unix.CGROUP2_SUPER_MAGIC {
+		t.Skipf("%s is cgroup v2 or missing: this is the hybrid-host case", cgroupMount)
+	}
+	sleeper := exec.Command("sleep", "1")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan result, 1)
+	go func() { done <- rsup(t, "track", "--no-move", strconv.Itoa(sleeper.Process.Pid)) }()
+	_ = sleeper.Wait()
+	r := <-done
+	if r.code != 0 {
+		t.Errorf("exit %d: %s", r.code, r.stderr)
+	}
+	mustContain(t, "stderr", r.stderr, "no limit is enforced")
+	t.Logf("measured: --no-move on a hybrid host: exit %d in %v", r.code, r.wall.Round(time.Millisecond))
 }

@@ -123,6 +123,13 @@ func TestTrackAdoptsSleeper(t *testing.T) {
 	if cg := cgroupOf(t, pid); cg != strings.TrimPrefix(job, cgroupMount) {
 		t.Fatalf("pid %d is in %s, want %s", pid, cg, job)
 	}
+	// Every thread moved with the process.
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		if cg := readCg(t, fmt.Sprintf("/proc/%d/task/%s/cgroup", pid, task.Name())); cg != "0::"+strings.TrimPrefix(job, cgroupMount) {
+			t.Errorf("thread %s of pid %d is in %s", task.Name(), pid, cg)
+		}
+	}
 	limits := fmt.Sprintf("memory.max=%s pids.max=%s cpu.max=%s memory.swap.max=%s",
 		readCg(t, job+"/memory.max"), readCg(t, job+"/pids.max"), readCg(t, job+"/cpu.max"), readCg(t, job+"/memory.swap.max"))
 	if limits != "memory.max=100663296 pids.max=50 cpu.max=50000 100000 memory.swap.max=0" {
@@ -141,7 +148,7 @@ func TestTrackAdoptsSleeper(t *testing.T) {
 		t.Errorf("job cgroup remains after the sleeper exited")
 	}
 	mustContain(t, "stderr", b.stderr(), "every tracked process has exited")
-	t.Logf("measured: pid %d moved from %s to %s; limits %s; rsup exited %v after the sleeper", pid, before, strings.TrimPrefix(job, cgroupMount), limits, lag.Round(time.Millisecond))
+	t.Logf("measured: pid %d and its %d threads moved from %s to %s; limits %s; rsup exited %v after the sleeper", pid, len(tasks), before, strings.TrimPrefix(job, cgroupMount), limits, lag.Round(time.Millisecond))
 }
 
 // track 2. An adopted process that then allocates 256 MiB under --memory

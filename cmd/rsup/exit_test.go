@@ -44,3 +44,14 @@ func TestAppUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePids(t *testing.T) {
+	if p, err := parsePids([]string{"12", "7"}); err != nil || len(p) != 2 || p[0] != 12 || p[1] != 7 {
+		t.Errorf("parsePids = %v, %v", p, err)
+	}
+	for _, bad := range [][]string{nil, {"0"}, {"-3"}, {"x"}, {"4", "4"}, {"1.5"}} {
+		if _, err := parsePids(bad); err == nil {
+			t.Errorf("parsePids(%q) accepted", bad)
+		}
+	}
+}
