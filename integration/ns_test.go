@@ -219,13 +219,5 @@ func nsRun(args []string) int {
 		fmt.Fprintln(os.Stderr, "ns-run: mount cgroup2:", err)
 		return 3
 	}
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, helperEnv+"=") {
-			env = append(env, kv)
-		}
-	}
-	err := unix.Exec(args[0], args, env)
-	fmt.Fprintln(os.Stderr, "ns-run: exec:", err)
-	return 3
+	return execArgs(args)
 }
