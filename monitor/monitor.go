@@ -42,6 +42,11 @@ type Stats struct {
 	// CallbacksDropped counts events not delivered because callbacks fell
 	// too far behind.
 	CallbackPanics, CallbacksDropped uint64
+	// Mean is the mean utilization per resource over all samples.
+	Mean map[Resource]float64
+
+	sum map[Resource]float64
+	n   map[Resource]uint64
 }
 
 // source produces the usages of one sample of the host or of a job.
@@ -54,6 +59,7 @@ type source interface {
 type sampled struct {
 	usages   []Usage
 	oomKills *uint64
+	raw      *CgroupSample
 }
 
 // Monitor samples one target (the host, or a job cgroup) at an interval.
@@ -72,6 +78,8 @@ type Monitor struct {
 	stats      Stats
 	callbacks  map[int]callbackEntry
 	nextID     int
+	raw        *CgroupSample
+	onSample   func([]Usage)
 
 	run      sync.Mutex // held while running
 	stop     context.CancelFunc
@@ -137,6 +145,26 @@ func (m *Monitor) OnState(s State, fn Callback) (unregister func()) {
 	}
 }
 
+// LastCgroupSample returns the latest raw reading of the job cgroup's
+// files, and false for a host monitor or before the first sample.
+func (m *Monitor) LastCgroupSample() (CgroupSample, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.raw == nil {
+		return CgroupSample{}, false
+	}
+	return *m.raw, true
+}
+
+// OnSample sets fn to be called with the classified usages of every
+// sample, on the sampling goroutine after the monitor's lock is released
+// (to record samples; it should be quick). nil removes it.
+func (m *Monitor) OnSample(fn func([]Usage)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onSample = fn
+}
+
 // Usage returns the latest reading of r, and false before the first one.
 func (m *Monitor) Usage(r Resource) (Usage, bool) {
 	m.mu.Lock()
@@ -164,6 +192,11 @@ func (m *Monitor) Stats() Stats {
 	s := m.stats
 	s.Peak = maps.Clone(s.Peak)
 	s.PeakUsed = maps.Clone(s.PeakUsed)
+	s.Mean = map[Resource]float64{}
+	for r, sum := range s.sum {
+		s.Mean[r] = sum / float64(s.n[r])
+	}
+	s.sum, s.n = nil, nil
 	return s
 }
 
@@ -175,7 +208,8 @@ func (m *Monitor) ResetStats() {
 }
 
 func (m *Monitor) resetStatsLocked(now time.Time) {
-	m.stats = Stats{Since: now, Peak: map[Resource]float64{}, PeakUsed: map[Resource]uint64{}}
+	m.stats = Stats{Since: now, Peak: map[Resource]float64{}, PeakUsed: map[Resource]uint64{},
+		sum: map[Resource]float64{}, n: map[Resource]uint64{}}
 }
 
 // SampleNow takes one sample at once, classifies it and records it.
@@ -197,9 +231,17 @@ func (m *Monitor) SampleNow() error {
 	if s.oomKills != nil {
 		m.stats.OOMKills = *s.oomKills
 	}
+	if s.raw != nil {
+		m.raw = s.raw
+	}
+	classified := make([]Usage, 0, len(s.usages))
+	if fn := m.onSample; fn != nil {
+		defer func() { inline = append(inline, func() { fn(classified) }) }()
+	}
 	for _, u := range s.usages {
 		prev, seen := m.latest[u.Resource]
 		u.State = m.thresholds[u.Resource].Classify(prev.State, u.Utilization)
+		classified = append(classified, u)
 		m.latest[u.Resource] = u
 		h, ok := m.hist[u.Resource]
 		if !ok {
@@ -213,6 +255,8 @@ func (m *Monitor) SampleNow() error {
 		if u.Used > m.stats.PeakUsed[u.Resource] {
 			m.stats.PeakUsed[u.Resource] = u.Used
 		}
+		m.stats.sum[u.Resource] += u.Utilization
+		m.stats.n[u.Resource]++
 		from := Normal
 		if seen {
 			from = prev.State

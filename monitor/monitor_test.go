@@ -256,3 +256,20 @@ func BenchmarkSampleNowFakeSource(b *testing.B) {
 		_ = m.SampleNow()
 	}
 }
+
+func TestOnSampleAndMean(t *testing.T) {
+	m := newMonitor(&fakeSource{values: []float64{0.5, 0.9}}, time.Hour, 8, nil)
+	var seen []Usage
+	m.OnSample(func(u []Usage) { seen = append(seen, u...) })
+	_ = m.SampleNow()
+	_ = m.SampleNow()
+	if len(seen) != 2 || seen[1].State != Warning {
+		t.Errorf("OnSample saw %+v, want two classified usages", seen)
+	}
+	if mean := m.Stats().Mean[Memory]; math.Abs(mean-0.7) > 1e-9 {
+		t.Errorf("mean %v, want 0.7", mean)
+	}
+	if _, ok := m.LastCgroupSample(); ok {
+		t.Error("a source without raw samples reported one")
+	}
+}

@@ -69,6 +69,10 @@ type Config struct {
 	// even where clone3 into the cgroup works; the shim is otherwise only
 	// a fallback for when clone3 is refused.
 	UseShim bool
+	// Exited, if set, is called once the main process has exited and
+	// before anything left in the job is killed and the cgroup removed:
+	// the last moment the job's figures can be read.
+	Exited func()
 	// Logf receives diagnostics (fallbacks, leftovers); nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -282,6 +286,9 @@ func (s *run) reap() {
 func (s *run) finish() (*Result, error) {
 	s.tty.takeBack(s.pid)
 	s.tty.close()
+	if s.cfg.Exited != nil {
+		s.cfg.Exited()
+	}
 	var errs []error
 	if ev, err := s.job.MemoryEvents(); err == nil {
 		s.res.OOMKills = ev["oom_kill"]
