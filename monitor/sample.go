@@ -32,7 +32,7 @@ type CgroupSample struct {
 	CPUThrottled *time.Duration // throttled_usec (cpu controller)
 	NrThrottled  *uint64
 	CPUQuota     *time.Duration // nil: max
-	CPUPeriod    time.Duration
+	CPUPeriod    time.Duration // 0 when cpu.max is missing (no cpu controller)
 
 	// memory.*
 	MemoryCurrent *uint64
@@ -44,7 +44,7 @@ type CgroupSample struct {
 	// pids.*
 	PidsCurrent *uint64
 	PidsMax     *uint64 // nil: max
-	PidsPeak    *uint64 // Linux 6.1+? (pids.peak), nil where missing
+	PidsPeak    *uint64 // pids.peak, Linux 6.1+; nil where missing
 
 	// io.stat, summed over devices
 	IORBytes, IOWBytes, IORIOs, IOWIOs *uint64
