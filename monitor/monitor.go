@@ -8,6 +8,11 @@ import (
 	"maps"
 	"sync"
 	"time"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+
+	"github.com/rsup/rsup/cgroup"
 )
 
 // Event is a state transition of one resource, as passed to callbacks.
@@ -42,6 +47,8 @@ type Stats struct {
 	// CallbacksDropped counts events not delivered because callbacks fell
 	// too far behind.
 	CallbackPanics, CallbacksDropped uint64
+	// WriteCapKills counts kills of the job for passing its write cap.
+	WriteCapKills uint64
 	// Mean is the mean utilization per resource over all samples.
 	Mean map[Resource]float64
 
@@ -80,6 +87,9 @@ type Monitor struct {
 	nextID     int
 	raw        *CgroupSample
 	onSample   func([]Usage)
+	proc       procfs.FS
+	procs      map[int]*tracked
+	enforce    *cgroup.Job // job whose write cap the monitor enforces
 
 	run      sync.Mutex // held while running
 	stop     context.CancelFunc
@@ -104,6 +114,7 @@ func newMonitor(src source, interval time.Duration, history int, log *slog.Logge
 		hist:       map[Resource]*ring{},
 		histCap:    history,
 		callbacks:  map[int]callbackEntry{},
+		procs:      map[int]*tracked{},
 	}
 	for _, r := range Resources() {
 		m.thresholds[r] = DefaultThresholds(r)
@@ -228,6 +239,7 @@ func (m *Monitor) SampleNow() error {
 		return err
 	}
 	m.stats.Samples++
+	m.sampleProcessesLocked(time.Now())
 	if s.oomKills != nil {
 		m.stats.OOMKills = *s.oomKills
 	}
@@ -242,6 +254,9 @@ func (m *Monitor) SampleNow() error {
 		prev, seen := m.latest[u.Resource]
 		u.State = m.thresholds[u.Resource].Classify(prev.State, u.Utilization)
 		classified = append(classified, u)
+		if kill := m.enforceLocked(u); kill != nil {
+			inline = append(inline, kill)
+		}
 		m.latest[u.Resource] = u
 		h, ok := m.hist[u.Resource]
 		if !ok {
@@ -387,5 +402,11 @@ func (m *Monitor) Stop() {
 // Close stops the monitor and releases its descriptors and watches.
 func (m *Monitor) Close() error {
 	m.Stop()
+	m.mu.Lock()
+	for pid, t := range m.procs {
+		unix.Close(t.fd)
+		delete(m.procs, pid)
+	}
+	m.mu.Unlock()
 	return m.src.close()
 }

@@ -32,7 +32,7 @@ type CgroupSample struct {
 	CPUThrottled *time.Duration // throttled_usec (cpu controller)
 	NrThrottled  *uint64
 	CPUQuota     *time.Duration // nil: max
-	CPUPeriod    time.Duration // 0 when cpu.max is missing (no cpu controller)
+	CPUPeriod    time.Duration  // 0 when cpu.max is missing (no cpu controller)
 
 	// memory.*
 	MemoryCurrent *uint64
