@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -219,6 +221,8 @@ func runHelper(mode string, args []string) int {
 		if err != nil {
 			return fail(err)
 		}
+	case "stepper":
+		return stepper()
 	case "exec":
 		return execArgs(args)
 	case "ro-cgroup":
@@ -401,4 +405,58 @@ func echoSignals() int {
 			return 4
 		}
 	}
+}
+
+// stepper holds memory and spins as told on stdin, one command a line:
+// "mem MiB" and "duty PERCENT" (of one CPU); it answers "ok" to each.
+func stepper() int {
+	var held [][]byte
+	var duty atomic.Int64
+	go func() {
+		runtime.LockOSThread()
+		for {
+			d := duty.Load()
+			if d == 0 {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			start := time.Now()
+			for time.Since(start) < time.Duration(d)*100*time.Microsecond {
+			}
+			time.Sleep(time.Duration(100-d) * 100 * time.Microsecond)
+		}
+	}()
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			fmt.Println("bad command")
+			continue
+		}
+		n, _ := strconv.Atoi(f[1])
+		switch f[0] {
+		case "mem":
+			// Shrink or grow what is held, never both, so the job never
+			// dips below either level on the way.
+			for len(held) > n {
+				_ = unix.Munmap(held[len(held)-1])
+				held = held[:len(held)-1]
+			}
+			for len(held) < n {
+				b, err := unix.Mmap(-1, 0, 1<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+				if err != nil {
+					fmt.Println("mmap:", err)
+					return 3
+				}
+				for i := 0; i < len(b); i += 4096 {
+					b[i] = 1
+				}
+				held = append(held, b)
+			}
+		case "duty":
+			duty.Store(int64(n))
+		}
+		fmt.Println("ok")
+	}
+	return 0
 }

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -29,7 +30,7 @@ func runCommand() *cli.Command {
 			"Sizes and rates: bytes, or K M G T (1024-based), KiB MiB GiB TiB (1024-based), KB MB GB TB (1000-based), or max.",
 		Flags: append(append(jobFlags("the command's name and a random suffix"),
 			&cli.BoolFlag{Name: "use-shim", EnvVars: []string{"RSUP_USE_SHIM"}, Usage: "start the command through rsup's re-exec shim, which joins the cgroup and then execs, instead of clone3 into the cgroup (rsup falls back to it by itself where clone3 is refused)"},
-		), limitFlags()...),
+		), append(limitFlags(), monitorFlags()...)...),
 		OnUsageError: onUsageError,
 		Action:       runAction,
 	}
@@ -52,6 +53,10 @@ func runAction(c *cli.Context) error {
 		return usageError(fmt.Errorf("--name: %w", err))
 	}
 	logf := verboseLogger(c)
+	watch, err := watchSettingsFromFlags(c)
+	if err != nil {
+		return err
+	}
 
 	// From here on a signal must not kill rsup with a job cgroup half
 	// made: it is caught, and the supervisor acts on it.
@@ -68,8 +73,17 @@ func runAction(c *cli.Context) error {
 		return usageError(err)
 	}
 	logf("job %s in %s, limits: %s", name, job.Path(), describe(res))
+	w, err := watchJob(watch, job)
+	if err != nil {
+		return usageError(errors.Join(err, job.Remove(time.Second)))
+	}
+	if err := w.m.Start(c.Context); err != nil {
+		w.close()
+		return usageError(errors.Join(err, job.Remove(time.Second)))
+	}
 
 	result, err := supervisor.Run(c.Context, supervisor.Config{
+		Exited:         w.finish,
 		Args:           args,
 		Stdin:          os.Stdin,
 		Stdout:         os.Stdout,
@@ -81,8 +95,32 @@ func runAction(c *cli.Context) error {
 		UseShim:        c.Bool("use-shim"),
 		Logf:           logf,
 	})
+	w.finish()
+	if cerr := w.close(); cerr != nil {
+		fmt.Fprintf(os.Stderr, "rsup: job %s: %v\n", name, cerr)
+	}
 	if result == nil {
 		return err
+	}
+	if watch.report != "" {
+		rep := w.report(job, res, result.Wall)
+		rep.Command = args
+		st := result.Status()
+		rep.ExitStatus = &st
+		if result.Signal != 0 {
+			rep.Signal = unix.SignalName(result.Signal)
+		}
+		rep.LeftoversKilled = result.Leftovers
+		if result.MemoryPeak != nil {
+			rep.MemoryPeakBytes = result.MemoryPeak
+		}
+		if result.CPU != nil {
+			cpu := result.CPU.Seconds()
+			rep.CPUSeconds = &cpu
+		}
+		if err := writeReport(watch.report, rep); err != nil {
+			fmt.Fprintf(os.Stderr, "rsup: job %s: %v\n", name, err)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "rsup: job %s: %v\n", name, err)
