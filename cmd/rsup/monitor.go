@@ -141,7 +141,7 @@ func watchJob(s *watchSettings, job *cgroup.Job) (*jobWatch, error) {
 	m, err := monitor.New(monitor.Options{
 		Interval: s.interval, Cgroup: job.Path(), DiskPath: s.diskPath, Events: true,
 		PSITriggers: []monitor.PSITrigger{{Resource: monitor.MemoryPressure, StallUS: 100_000, WindowUS: 1_000_000}},
-		Logger: logger.With("job", job.Name()),
+		Logger:      logger.With("job", job.Name()),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("monitor job %s: %w", job.Name(), err)
