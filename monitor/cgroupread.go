@@ -32,9 +32,10 @@ type CgroupReader struct {
 	path string
 	opts CgroupReadOptions
 
-	mu  sync.Mutex
-	fd  int    // -1 once closed
-	buf []byte // reused for every file
+	mu    sync.Mutex
+	fd    int            // -1 once closed
+	buf   []byte         // reused for every file
+	files map[string]int // interface files kept open between samples
 }
 
 // cgroupReadBufSize is the starting size of the read buffer: every file
@@ -57,10 +58,11 @@ func NewCgroupReader(dir string, opts CgroupReadOptions) (*CgroupReader, error) 
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
 	return &CgroupReader{
-		path: dir,
-		opts: opts,
-		fd:   fd,
-		buf:  make([]byte, cgroupReadBufSize),
+		path:  dir,
+		opts:  opts,
+		fd:    fd,
+		buf:   make([]byte, cgroupReadBufSize),
+		files: map[string]int{},
 	}, nil
 }
 
@@ -74,6 +76,10 @@ func (r *CgroupReader) Close() error {
 	defer r.mu.Unlock()
 	if r.fd < 0 {
 		return nil
+	}
+	for name, fd := range r.files {
+		unix.Close(fd)
+		delete(r.files, name)
 	}
 	err := unix.Close(r.fd)
 	r.fd = -1
@@ -304,27 +310,41 @@ func (r *CgroupReader) Read(now time.Time) (CgroupSample, error) {
 // it as needed, and returns the filled part, valid until the next call.
 // The caller holds r.mu.
 //
-// A read that leaves room in the buffer is taken as the whole file, which
-// saves a read(2) per file (a quarter of the system calls of a sample).
-// That holds for cgroupfs: kernfs formats the whole of a seq_file-backed
-// file into its own buffer on the first read and returns as much as fits,
-// as systemd's read_virtual_file also relies on. Regular files (the test
-// trees) are read whole by a large enough read too. A full buffer is grown
-// and the read continues, since seq_file then carries on where it stopped.
+// Each file is opened once and then re-read from offset 0 with pread:
+// kernfs regenerates a seq_file's content when it is read from the start,
+// so a sample costs one system call per file instead of three (openat,
+// read, close), at the price of about one descriptor per file for the
+// reader's life. A file that does not exist is looked for again at every
+// sample, since a controller may be enabled later.
+//
+// A read that leaves room in the buffer is taken as the whole file: kernfs
+// formats the whole of a seq_file into its own buffer on the first read
+// and returns as much as fits. A full buffer is grown and the read goes on
+// at the next offset.
 func (r *CgroupReader) readFile(name string) ([]byte, error) {
-	// The names are fixed, single path elements, so openat with
-	// O_NOFOLLOW cannot leave the directory; cgroupfs has no symlinks.
-	fd, err := ignoringEINTR(func() (int, error) {
-		return unix.Openat(r.fd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	})
-	if err != nil {
-		return nil, err
+	fd, ok := r.files[name]
+	if !ok {
+		// The names are fixed, single path elements, so openat with
+		// O_NOFOLLOW cannot leave the directory; cgroupfs has no
+		// symlinks.
+		var err error
+		fd, err = ignoringEINTR(func() (int, error) {
+			return unix.Openat(r.fd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.files[name] = fd
 	}
-	defer unix.Close(fd)
 	n := 0
 	for {
-		m, err := ignoringEINTR(func() (int, error) { return unix.Read(fd, r.buf[n:]) })
+		m, err := ignoringEINTR(func() (int, error) { return unix.Pread(fd, r.buf[n:], int64(n)) })
 		if err != nil {
+			// Drop the descriptor: the next sample opens the file
+			// afresh (it may have been replaced, or the cgroup
+			// removed).
+			unix.Close(fd)
+			delete(r.files, name)
 			return nil, err
 		}
 		n += m
