@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -117,7 +118,9 @@ func TestTrackAdoptsSleeper(t *testing.T) {
 	sleeper := startHelper(t, "sleep", "4s")
 	pid := sleeper.Process.Pid
 	before := cgroupOf(t, pid)
-	b := startRsup(t, "track", "-v", "--cgroup-root", root, "--name", "adopt", "--memory", "96M", "--pids", "50", "--cpu", "50%", strconv.Itoa(pid))
+	rep := filepath.Join(t.TempDir(), "report.json")
+	b := startRsup(t, "track", "-v", "--cgroup-root", root, "--name", "adopt", "--memory", "96M", "--pids", "50", "--cpu", "50%",
+		"--interval", "100ms", "--report", rep, strconv.Itoa(pid))
 	b.waitFor(t, "memory.current starts at")
 	job := filepath.Join(root, "adopt")
 	if cg := cgroupOf(t, pid); cg != strings.TrimPrefix(job, cgroupMount) {
@@ -148,6 +151,15 @@ func TestTrackAdoptsSleeper(t *testing.T) {
 		t.Errorf("job cgroup remains after the sleeper exited")
 	}
 	mustContain(t, "stderr", b.stderr(), "every tracked process has exited")
+	var got struct {
+		PIDs    []int              `json:"pids"`
+		Samples uint64             `json:"samples"`
+		Peaks   map[string]float64 `json:"peak_utilization"`
+	}
+	data, err := os.ReadFile(rep)
+	if err := errors.Join(err, json.Unmarshal(data, &got)); err != nil || len(got.PIDs) != 1 || got.PIDs[0] != pid || got.Samples < 5 {
+		t.Errorf("track report %s: %v", data, err)
+	}
 	t.Logf("measured: pid %d and its %d threads moved from %s to %s; limits %s; rsup exited %v after the sleeper", pid, len(tasks), before, strings.TrimPrefix(job, cgroupMount), limits, lag.Round(time.Millisecond))
 }
 

@@ -32,7 +32,7 @@ func trackCommand() *cli.Command {
 			&cli.BoolFlag{Name: "children", EnvVars: []string{"RSUP_CHILDREN"}, Usage: "also adopt every descendant of each PID"},
 			&cli.BoolFlag{Name: "keep", EnvVars: []string{"RSUP_KEEP"}, Usage: "when stopped, leave the processes fenced in the job cgroup with their limits"},
 			&cli.BoolFlag{Name: "no-move", EnvVars: []string{"RSUP_NO_MOVE"}, Usage: "monitor only: move nothing, write no limit, just supervise from /proc (nothing is enforced)"},
-		), limitFlags()...),
+		), append(limitFlags(), monitorFlags()...)...),
 		OnUsageError: onUsageError,
 		Action:       trackAction,
 	}
@@ -54,7 +54,7 @@ func trackAction(c *cli.Context) error {
 				set = append(set, "--"+f.Names()[0])
 			}
 		}
-		for _, f := range []string{"children", "keep", "name", "cgroup-root", "evacuate"} {
+		for _, f := range []string{"children", "keep", "name", "cgroup-root", "evacuate", "write-cap", "report", "record", "warn", "crit", "clear"} {
 			if c.IsSet(f) {
 				set = append(set, "--"+f)
 			}
@@ -68,6 +68,10 @@ func trackAction(c *cli.Context) error {
 		return usageError(err)
 	}
 	logf := verboseLogger(c)
+	watch, err := watchSettingsFromFlags(c)
+	if err != nil {
+		return err
+	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, stopSignals...)
 	defer signal.Stop(sigs)
@@ -146,7 +150,30 @@ func trackAction(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "rsup: --children: adopted %d process(es) in all, %d of them moved\n", len(tr.Result().Adopted), moved)
 	}
 
+	w, err := watchJob(watch, job)
+	if err == nil {
+		if err = w.m.Start(c.Context); err != nil {
+			w.close()
+		}
+	}
+	if err != nil {
+		return usageError(errors.Join(err, teardown(tr, job)))
+	}
+	start := time.Now()
 	sig, werr := tr.Wait(c.Context)
+	w.finish()
+	if cerr := w.close(); cerr != nil {
+		fmt.Fprintf(os.Stderr, "rsup: job %s: %v\n", name, cerr)
+	}
+	if watch.report != "" {
+		rep := w.report(job, res, time.Since(start))
+		for _, t := range tr.Result().Adopted {
+			rep.PIDs = append(rep.PIDs, t.PID)
+		}
+		if err := writeReport(watch.report, rep); err != nil {
+			fmt.Fprintf(os.Stderr, "rsup: job %s: %v\n", name, err)
+		}
+	}
 	result := tr.Result()
 	if result.OOMKills > 0 {
 		// Whether the adopted process died of it is not knowable here.
