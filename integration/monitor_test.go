@@ -336,3 +336,48 @@ func TestMonitorPSILatency(t *testing.T) {
 	t.Logf("measured: PSI trigger (memory some 50ms/500ms) -> callback latency from the hog's start over %d runs: p50 %v, max %v (interval 1m; avg10 is updated every 2s)",
 		len(lat), lat[len(lat)/2], lat[len(lat)-1])
 }
+
+// monitor.SetLimits writes cpu, memory and pids through the job's cgroup.
+func TestMonitorSetLimits(t *testing.T) {
+	root := requireV2(t)
+	h, err := cgroup.Open(cgroup.Config{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := h.NewJob("limited", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { job.Remove(5 * time.Second) })
+	m, err := monitor.New(monitor.Options{Cgroup: job.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.SetLimits(job, monitor.Limits{CPUPercent: 50, Memory: 64 << 20, Pids: 30, DiskWrite: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range []string{"cpu.max", "memory.max", "memory.swap.max", "pids.max"} {
+		got[f], _ = job.ReadFile(f)
+	}
+	want := map[string]string{"cpu.max": "50000 100000", "memory.max": "67108864", "memory.swap.max": "0", "pids.max": "30"}
+	for f, v := range want {
+		if got[f] != v {
+			t.Errorf("%s = %q, want %q", f, got[f], v)
+		}
+	}
+	_ = m.SampleNow()
+	if u, ok := m.Usage(monitor.IO); !ok || u.Total != 1<<30 {
+		t.Errorf("IO usage against the write cap: %+v %v", u, ok)
+	}
+	other, err := h.NewJob("other", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Remove(5 * time.Second) })
+	if err := m.SetLimits(other, monitor.Limits{Memory: 1 << 20}); err == nil {
+		t.Error("SetLimits accepted a job the monitor does not watch")
+	}
+	t.Logf("measured: limits read back %v", got)
+}

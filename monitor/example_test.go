@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/rsup/rsup/cgroup"
 	"github.com/rsup/rsup/monitor"
 )
 
@@ -146,4 +147,31 @@ func ExampleMonitor_TrackProcess() {
 	// Output:
 	// true true false
 	// 0
+}
+
+// set_resource_limits(cpu_limit=50.0, memory_limit, disk_limit) for a job:
+// cpu and memory are written to its cgroup and enforced by the kernel; the
+// disk limit is a cap on the bytes the job writes, which the monitor
+// enforces by killing the job. (Needs root and cgroup v2, so it is not run
+// as a test; the integration suite runs the same calls.)
+func ExampleMonitor_SetLimits() {
+	h, err := cgroup.Open(cgroup.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	job, err := h.NewJob("batch", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer job.Remove(5 * time.Second)
+	m, err := monitor.New(monitor.Options{Cgroup: job.Path(), Events: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer m.Close()
+	err = m.SetLimits(job, monitor.Limits{CPUPercent: 50, Memory: 1 << 30, DiskWrite: 10 << 30})
+	fmt.Println(err)
 }

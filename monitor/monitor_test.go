@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -271,5 +272,32 @@ func TestOnSampleAndMean(t *testing.T) {
 	}
 	if _, ok := m.LastCgroupSample(); ok {
 		t.Error("a source without raw samples reported one")
+	}
+}
+
+// The monitor's own memory stays flat over 10 000 samples once its history
+// is full: the heap after 10 000 samples is within a few KiB of the heap
+// after the first 1 000.
+func TestMonitorHeapFlat(t *testing.T) {
+	m := newMonitor(&fakeSource{values: []float64{0.1, 0.5, 0.9, 0.97}}, time.Hour, 500, nil)
+	m.OnState(Critical, func(Event) {})
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for range 1000 {
+		_ = m.SampleNow()
+	}
+	before := heap()
+	for range 9000 {
+		_ = m.SampleNow()
+	}
+	after := heap()
+	growth := int64(after) - int64(before)
+	t.Logf("measured: heap %d bytes after 1000 samples, %d after 10000 (growth %d)", before, after, growth)
+	if growth > 64<<10 {
+		t.Errorf("heap grew by %d bytes over 9000 samples with history capped at 500", growth)
 	}
 }
