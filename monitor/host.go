@@ -93,9 +93,9 @@ func readHostCPU(fs procfs.FS, root string) (hostCPUTimes, error) {
 	var sum uint64
 	for i, f := range fields {
 		t := math.Round(f.sec * procUserHZ)
-		// 2^62 ticks is far beyond any uptime; the bound keeps the sum
+		// 2^61 ticks is far beyond any uptime; the bound keeps the sum
 		// of eight fields from overflowing.
-		if !(t >= 0 && t < 1<<62) {
+		if !(t >= 0 && t < 1<<61) {
 			return hostCPUTimes{}, fmt.Errorf("read host CPU times from %s: %s time of the \"cpu\" line is %v ticks, want a count from 0 up", file, f.name, t)
 		}
 		ticks[i] = uint64(t)

@@ -143,11 +143,11 @@ func readProcessor(path string) (string, error) {
 }
 
 // cpuinfoModelKeys are the cpuinfo keys that name the CPU, best first:
-// "model name" (x86, LoongArch, newer 32-bit ARM kernels), "Hardware" (the
-// board or SoC on 32-bit ARM), "cpu model" (MIPS), "Processor" (older ARM
-// kernels, which print it once for all CPUs), "cpu" (PowerPC) and "uarch"
-// (RISC-V). Current arm64 kernels print none of them.
-var cpuinfoModelKeys = []string{"model name", "Hardware", "cpu model", "Processor", "cpu", "uarch"}
+// "model name" (x86, newer 32-bit ARM kernels), "Model Name" (LoongArch),
+// "Hardware" (the board or SoC on 32-bit ARM), "cpu model" (MIPS),
+// "Processor" (older ARM kernels, which print it once for all CPUs), "cpu"
+// (PowerPC) and "uarch" (RISC-V). Current arm64 kernels print none of them.
+var cpuinfoModelKeys = []string{"model name", "Model Name", "Hardware", "cpu model", "Processor", "cpu", "uarch"}
 
 // parseProcessor reads "key : value" lines (keys are case-sensitive:
 // "processor" is x86's CPU index, "Processor" old ARM's model) and returns
