@@ -83,7 +83,17 @@ func New(o Options) (*Monitor, error) {
 		js := &jobSource{cg: cg, disk: o.DiskPath, cpus: first.CPUs, memTotal: first.MemTotal, pidMax: pidMax(o.Proc)}
 		js.writeCap.Store(o.WriteCap)
 		if o.Events {
-			if w, err = newWatcher(o.Cgroup, o.PSITriggers); err != nil {
+			w, err = newWatcher(o.Cgroup, o.PSITriggers)
+			if err != nil && len(o.PSITriggers) > 0 {
+				// Kernels without PSI (CONFIG_PSI off, or psi=0 as
+				// some distributions boot) have no pressure files:
+				// pressure is then read at the interval, or not at all.
+				if o.Logger != nil {
+					o.Logger.Warn("PSI triggers unavailable: pressure is only sampled at the interval", "error", err)
+				}
+				w, err = newWatcher(o.Cgroup, nil)
+			}
+			if err != nil {
 				cg.Close()
 				return nil, err
 			}

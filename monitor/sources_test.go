@@ -1,7 +1,9 @@
 package monitor
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -84,6 +86,27 @@ func TestNewJobMonitor(t *testing.T) {
 	if _, ok := m.LastCgroupSample(); !ok {
 		t.Error("no raw sample")
 	}
+	// Without memory.pressure (a kernel without PSI) the trigger cannot
+	// be set: the monitor falls back to sampling without it.
+	noPSI := t.TempDir()
+	for _, f := range []string{"cpu.stat", "memory.current", "memory.events"} {
+		b, err := os.ReadFile(filepath.Join("testdata/cgroupfs/full", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(noPSI, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m2, err := New(Options{Cgroup: noPSI, Events: true,
+		PSITriggers: []PSITrigger{{Resource: MemoryPressure, StallUS: 100000, WindowUS: 1000000}}})
+	if err != nil {
+		t.Fatalf("New without PSI: %v", err)
+	}
+	if err := m2.SampleNow(); err != nil {
+		t.Fatal(err)
+	}
+	m2.Close()
 	for _, o := range []Options{{Interval: -1}, {History: -1}, {Cgroup: "testdata/no-such-cgroup"}, {Proc: "testdata/no-such-proc"}} {
 		if m, err := New(o); err == nil {
 			m.Close()
