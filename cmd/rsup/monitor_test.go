@@ -58,3 +58,21 @@ func TestWriteReport(t *testing.T) {
 		t.Errorf("report into a missing directory: %v", err)
 	}
 }
+
+func TestPolicyCommands(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"rsup", "policy", "check", "../../examples/policies/ci-job-guard.toml", "../../examples/policies/pressure-guard.toml"}, 0},
+		{[]string{"rsup", "policy", "check", "../../policy/testdata/bad/pids-zero.toml"}, 2},
+		{[]string{"rsup", "policy", "check", "../../examples/policies/ci-job-guard.toml", "../../policy/testdata/bad/pids-zero.toml"}, 2},
+		{[]string{"rsup", "policy", "check"}, 125},
+		{[]string{"rsup", "policy", "explain", "../../examples/policies/cpu-hog-tamer.toml"}, 0},
+		{[]string{"rsup", "policy", "explain", "../../policy/testdata/bad/pids-zero.toml"}, 2},
+	} {
+		if got := exitCode(newApp().Run(tc.args)); got != tc.want {
+			t.Errorf("%v: exit %d, want %d", tc.args[1:], got, tc.want)
+		}
+	}
+}
