@@ -381,7 +381,9 @@ func (v *validator) rule(path string, raw rawRule) Rule {
 			}
 		}
 	}
-	if raw.For != nil {
+	if raw.For != nil && r.OOM {
+		v.errf(path+".for", "an oom rule fires on each OOM kill, which has no duration: leave for out (a cooldown limits how often it fires)")
+	} else if raw.For != nil {
 		r.For, _ = v.duration(path+".for", raw.For)
 	}
 	if raw.Cooldown != nil {

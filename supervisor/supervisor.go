@@ -69,6 +69,10 @@ type Config struct {
 	// even where clone3 into the cgroup works; the shim is otherwise only
 	// a fallback for when clone3 is refused.
 	UseShim bool
+	// Started, if set, is called with the main process's pid once it
+	// runs, before Run waits for it. The process is not reaped before
+	// Started returns, so the pid is safe to pin with pidfd_open there.
+	Started func(pid int)
 	// Exited, if set, is called once the main process has exited and
 	// before anything left in the job is killed and the cgroup removed:
 	// the last moment the job's figures can be read.
@@ -178,6 +182,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			s.cfg.Logf("%v", s.err)
 		}
 		return nil, err
+	}
+	if cfg.Started != nil {
+		cfg.Started(s.pid)
 	}
 	s.supervise(ctx, sigs)
 	return s.finish()

@@ -108,6 +108,10 @@ func (t *Target) Signal(sig unix.Signal) error {
 	return err
 }
 
+// PidFD returns the pidfd that pins the process, or -1 once closed. It
+// stays owned by the Target.
+func (t *Target) PidFD() int { return t.fd }
+
 // Close releases the pidfd.
 func (t *Target) Close() {
 	if t.fd >= 0 {
