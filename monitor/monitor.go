@@ -167,6 +167,14 @@ func (m *Monitor) LastCgroupSample() (CgroupSample, bool) {
 	return *m.raw, true
 }
 
+// OOMKills returns the job's oom_kill count (memory.events) as of the
+// latest sample.
+func (m *Monitor) OOMKills() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stats.OOMKills
+}
+
 // OnSample sets fn to be called with the classified usages of every
 // sample, on the sampling goroutine after the monitor's lock is released
 // (to record samples; it should be quick). nil removes it.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rsup/rsup/cgroup"
 	"github.com/rsup/rsup/monitor"
+	"github.com/rsup/rsup/policy"
 )
 
 // monitorFlags are the flags of the commands that watch a job.
@@ -34,9 +36,12 @@ func monitorFlags() []cli.Flag {
 }
 
 // thresholdsFromFlags reads --warn, --crit and --clear into thresholds per
-// resource, starting from the defaults.
-func thresholdsFromFlags(c flagValues) (map[monitor.Resource]monitor.Thresholds, error) {
+// resource, starting from base (a policy's) and the defaults.
+func thresholdsFromFlags(c flagValues, base map[monitor.Resource]monitor.Thresholds) (map[monitor.Resource]monitor.Thresholds, error) {
 	out := map[monitor.Resource]monitor.Thresholds{}
+	for r, t := range base {
+		out[r] = t
+	}
 	var errs []error
 	for _, flag := range []string{"warn", "crit", "clear"} {
 		for _, v := range c.StringSlice(flag) {
@@ -87,9 +92,14 @@ func newLogger(format string) (*slog.Logger, error) {
 // jobWatch is the monitor of one job and the files it writes.
 type jobWatch struct {
 	m        *monitor.Monitor
+	pol      *policy.Policy
+	eng      *policy.Engine
+	pjob     *policy.CgroupJob
+	dryRun   bool
 	record   *os.File
 	recordMu sync.Mutex
 	recErr   error
+	engErr   error
 	finished bool
 }
 
@@ -103,13 +113,30 @@ type watchSettings struct {
 	diskPath   string
 	record     string
 	report     string
+	history    int
+	pol        *policy.Policy
+	dryRun     bool
 }
 
-func watchSettingsFromFlags(c *cli.Context) (*watchSettings, error) {
-	s := &watchSettings{interval: c.Duration("interval"), diskPath: c.String("disk-path"), record: c.String("record"), report: c.String("report")}
+func watchSettingsFromFlags(c *cli.Context, pol *policy.Policy) (*watchSettings, error) {
+	s := &watchSettings{interval: c.Duration("interval"), diskPath: c.String("disk-path"), record: c.String("record"), report: c.String("report"),
+		pol: pol, dryRun: c.Bool("dry-run")}
+	var base map[monitor.Resource]monitor.Thresholds
+	if pol != nil {
+		// The policy's settings apply where no flag is given.
+		m := pol.Monitor()
+		if m.Interval > 0 && !c.IsSet("interval") {
+			s.interval = m.Interval
+		}
+		if m.DiskPath != "" && !c.IsSet("disk-path") {
+			s.diskPath = m.DiskPath
+		}
+		s.history = m.History
+		base = pol.Thresholds()
+	}
 	var errs []error
 	var err error
-	if s.thresholds, err = thresholdsFromFlags(c); err != nil {
+	if s.thresholds, err = thresholdsFromFlags(c, base); err != nil {
 		errs = append(errs, err)
 	}
 	if c.IsSet("write-cap") {
@@ -134,14 +161,15 @@ func watchSettingsFromFlags(c *cli.Context) (*watchSettings, error) {
 	return s, nil
 }
 
-// watchJob starts monitoring job.
-func watchJob(s *watchSettings, job *cgroup.Job) (*jobWatch, error) {
-	logger := s.logger
+// watchJob prepares the monitoring of job, and the policy engine when
+// there is a policy; h is the hierarchy holding job.
+func watchJob(s *watchSettings, h *cgroup.Hierarchy, job *cgroup.Job) (*jobWatch, error) {
+	logger := s.logger.With("job", job.Name())
 	writeCap := s.writeCap
 	m, err := monitor.New(monitor.Options{
-		Interval: s.interval, Cgroup: job.Path(), DiskPath: s.diskPath, Events: true,
-		PSITriggers: []monitor.PSITrigger{{Resource: monitor.MemoryPressure, StallUS: 100_000, WindowUS: 1_000_000}},
-		Logger:      logger.With("job", job.Name()),
+		Interval: s.interval, Cgroup: job.Path(), DiskPath: s.diskPath, Events: true, History: s.history,
+		PSITriggers: pressureTriggers(s.pol),
+		Logger:      logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("monitor job %s: %w", job.Name(), err)
@@ -158,7 +186,11 @@ func watchJob(s *watchSettings, job *cgroup.Job) (*jobWatch, error) {
 			return nil, err
 		}
 	}
-	w := &jobWatch{m: m}
+	w := &jobWatch{m: m, pol: s.pol, dryRun: s.dryRun}
+	if s.pol != nil {
+		w.pjob = policy.NewCgroupJob(job, h.Rel(job), "/proc")
+		w.eng = policy.NewEngine(s.pol, w.pjob, policy.EngineOptions{Logger: logger.With("policy", s.pol.File()), DryRun: s.dryRun, Thresholds: m.Thresholds})
+	}
 	if s.record != "" {
 		f, err := os.OpenFile(s.record, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
@@ -167,8 +199,21 @@ func watchJob(s *watchSettings, job *cgroup.Job) (*jobWatch, error) {
 		}
 		w.record = f
 	}
-	m.OnSample(func(us []monitor.Usage) { w.recordSample(job.Name(), us) })
+	m.OnSample(func(us []monitor.Usage) {
+		w.recordSample(job.Name(), us)
+		if w.eng != nil && len(us) > 0 {
+			w.eng.Observe(policy.Observation{Time: us[0].Timestamp, Usages: us, OOMKills: m.OOMKills()})
+		}
+	})
 	return w, nil
+}
+
+// start starts the policy engine, then the monitor.
+func (w *jobWatch) start(ctx context.Context) error {
+	if w.eng != nil {
+		w.eng.Start()
+	}
+	return w.m.Start(ctx)
 }
 
 // recordLine is one sample in the --record file.
@@ -206,10 +251,19 @@ func (w *jobWatch) finish() {
 	w.finished = true
 	_ = w.m.SampleNow()
 	w.m.Stop()
+	if w.eng != nil {
+		if err := w.eng.Stop(); err != nil {
+			w.engErr = fmt.Errorf("policy %s: %w", w.pol.File(), err)
+		}
+	}
 }
 
 func (w *jobWatch) close() error {
-	err := w.m.Close()
+	if w.eng != nil {
+		w.eng.Stop()
+		w.pjob.Close()
+	}
+	err := errors.Join(w.engErr, w.m.Close())
 	if w.record != nil {
 		w.recordMu.Lock()
 		err = errors.Join(err, w.recErr, w.record.Close())
@@ -242,6 +296,10 @@ type jobReport struct {
 	Samples          uint64             `json:"samples"`
 	LeftoversKilled  int                `json:"leftovers_killed"`
 	WriteCapExceeded bool               `json:"write_cap_exceeded,omitempty"`
+	Policy           string             `json:"policy,omitempty"`
+	DryRun           bool               `json:"dry_run,omitempty"`
+	RuleFirings      map[string]int     `json:"rule_firings,omitempty"`
+	KilledByRule     string             `json:"killed_by_rule,omitempty"`
 }
 
 // report builds the summary from the monitor's statistics and last raw
@@ -254,6 +312,10 @@ func (w *jobWatch) report(job *cgroup.Job, res *cgroup.Resources, duration time.
 		PidsPeak: st.PeakUsed[monitor.Pids], WriteCapExceeded: st.WriteCapKills > 0}
 	if r.Limits == nil {
 		r.Limits = []string{}
+	}
+	if w.eng != nil {
+		r.Policy, r.DryRun, r.RuleFirings = w.pol.File(), w.dryRun, w.eng.Firings()
+		r.KilledByRule, _, _ = w.eng.KilledBy()
 	}
 	for k, v := range st.Peak {
 		r.Peaks[k.String()] = v

@@ -11,7 +11,7 @@ import (
 )
 
 func TestThresholdsFromFlags(t *testing.T) {
-	th, err := thresholdsFromFlags(fakeFlags{"warn": []string{"memory=0.5", "cpu=0.6"}, "crit": []string{"memory=0.7"}, "clear": []string{"memory=0.4"}})
+	th, err := thresholdsFromFlags(fakeFlags{"warn": []string{"memory=0.5", "cpu=0.6"}, "crit": []string{"memory=0.7"}, "clear": []string{"memory=0.4"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestThresholdsFromFlags(t *testing.T) {
 		{"crit": []string{"cpu=1.5"}},
 		{"clear": []string{"disk=0.9"}},
 	} {
-		if _, err := thresholdsFromFlags(bad); err == nil {
+		if _, err := thresholdsFromFlags(bad, nil); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}

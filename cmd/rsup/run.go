@@ -30,7 +30,7 @@ func runCommand() *cli.Command {
 			"Sizes and rates: bytes, or K M G T (1024-based), KiB MiB GiB TiB (1024-based), KB MB GB TB (1000-based), or max.",
 		Flags: append(append(jobFlags("the command's name and a random suffix"),
 			&cli.BoolFlag{Name: "use-shim", EnvVars: []string{"RSUP_USE_SHIM"}, Usage: "start the command through rsup's re-exec shim, which joins the cgroup and then execs, instead of clone3 into the cgroup (rsup falls back to it by itself where clone3 is refused)"},
-		), append(limitFlags(), monitorFlags()...)...),
+		), append(append(limitFlags(), monitorFlags()...), policyFlags()...)...),
 		OnUsageError: onUsageError,
 		Action:       runAction,
 	}
@@ -41,6 +41,10 @@ func runAction(c *cli.Context) error {
 	if len(args) == 0 {
 		return usageError(errors.New("run: missing COMMAND (usage: rsup run [flags] -- COMMAND [ARG...])"))
 	}
+	pol, err := loadPolicy(c)
+	if err != nil {
+		return err
+	}
 	res, err := resourcesFromFlags(c, "/sys")
 	if err != nil {
 		return usageError(err)
@@ -49,11 +53,17 @@ func runAction(c *cli.Context) error {
 	if name == "" {
 		name = defaultName(args[0])
 	}
+	if pol != nil {
+		res = mergeLimits(pol.Limits(), res)
+		if pol.Name() != "" && !c.IsSet("name") {
+			name = defaultName(pol.Name())
+		}
+	}
 	if err := cgroup.ValidateName(name); err != nil {
 		return usageError(fmt.Errorf("--name: %w", err))
 	}
 	logf := verboseLogger(c)
-	watch, err := watchSettingsFromFlags(c)
+	watch, err := watchSettingsFromFlags(c, pol)
 	if err != nil {
 		return err
 	}
@@ -73,16 +83,23 @@ func runAction(c *cli.Context) error {
 		return usageError(err)
 	}
 	logf("job %s in %s, limits: %s", name, job.Path(), describe(res))
-	w, err := watchJob(watch, job)
+	w, err := watchJob(watch, h, job)
 	if err != nil {
 		return usageError(errors.Join(err, job.Remove(time.Second)))
 	}
-	if err := w.m.Start(c.Context); err != nil {
+	if err := w.start(c.Context); err != nil {
 		w.close()
 		return usageError(errors.Join(err, job.Remove(time.Second)))
 	}
 
 	result, err := supervisor.Run(c.Context, supervisor.Config{
+		Started: func(pid int) {
+			if w.pjob != nil {
+				if err := w.pjob.AddMain(pid); err != nil {
+					fmt.Fprintf(os.Stderr, "rsup: job %s: %v; policy signals to main and group reach nobody\n", name, err)
+				}
+			}
+		},
 		Exited:         w.finish,
 		Args:           args,
 		Stdin:          os.Stdin,
@@ -128,6 +145,7 @@ func runAction(c *cli.Context) error {
 	if result.OOMKills > 0 {
 		fmt.Fprintln(os.Stderr, oomLine(name, res.MemoryMax, result.OOMKills, result.Signal == unix.SIGKILL))
 	}
+	printKilled(name, w)
 	logf("job %s: %s", name, summary(result))
 	return exitWith(result.Status())
 }

@@ -32,7 +32,7 @@ func trackCommand() *cli.Command {
 			&cli.BoolFlag{Name: "children", EnvVars: []string{"RSUP_CHILDREN"}, Usage: "also adopt every descendant of each PID"},
 			&cli.BoolFlag{Name: "keep", EnvVars: []string{"RSUP_KEEP"}, Usage: "when stopped, leave the processes fenced in the job cgroup with their limits"},
 			&cli.BoolFlag{Name: "no-move", EnvVars: []string{"RSUP_NO_MOVE"}, Usage: "monitor only: move nothing, write no limit, just supervise from /proc (nothing is enforced)"},
-		), append(limitFlags(), monitorFlags()...)...),
+		), append(append(limitFlags(), monitorFlags()...), policyFlags()...)...),
 		OnUsageError: onUsageError,
 		Action:       trackAction,
 	}
@@ -54,7 +54,7 @@ func trackAction(c *cli.Context) error {
 				set = append(set, "--"+f.Names()[0])
 			}
 		}
-		for _, f := range []string{"children", "keep", "name", "cgroup-root", "evacuate", "write-cap", "report", "record", "warn", "crit", "clear"} {
+		for _, f := range []string{"children", "keep", "name", "cgroup-root", "evacuate", "write-cap", "report", "record", "warn", "crit", "clear", "policy", "dry-run"} {
 			if c.IsSet(f) {
 				set = append(set, "--"+f)
 			}
@@ -63,12 +63,19 @@ func trackAction(c *cli.Context) error {
 			return usageError(fmt.Errorf("--no-move moves nothing and enforces nothing, so %v cannot apply: drop them, or drop --no-move", set))
 		}
 	}
+	pol, err := loadPolicy(c)
+	if err != nil {
+		return err
+	}
 	res, err := resourcesFromFlags(c, "/sys")
 	if err != nil {
 		return usageError(err)
 	}
+	if pol != nil {
+		res = mergeLimits(pol.Limits(), res)
+	}
 	logf := verboseLogger(c)
-	watch, err := watchSettingsFromFlags(c)
+	watch, err := watchSettingsFromFlags(c, pol)
 	if err != nil {
 		return err
 	}
@@ -115,6 +122,9 @@ func trackAction(c *cli.Context) error {
 	name := c.String("name")
 	if name == "" {
 		name = defaultName(targets[0].Comm)
+		if pol != nil && pol.Name() != "" {
+			name = defaultName(pol.Name())
+		}
 	}
 	if err := cgroup.ValidateName(name); err != nil {
 		return usageError(fmt.Errorf("--name: %w", err))
@@ -150,9 +160,17 @@ func trackAction(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "rsup: --children: adopted %d process(es) in all, %d of them moved\n", len(tr.Result().Adopted), moved)
 	}
 
-	w, err := watchJob(watch, job)
+	w, err := watchJob(watch, h, job)
+	if err == nil && w.pjob != nil {
+		for _, t := range targets {
+			if err = w.pjob.AddMainPidfd(t.PID, t.PidFD()); err != nil {
+				w.close()
+				break
+			}
+		}
+	}
 	if err == nil {
-		if err = w.m.Start(c.Context); err != nil {
+		if err = w.start(c.Context); err != nil {
 			w.close()
 		}
 	}
@@ -179,6 +197,7 @@ func trackAction(c *cli.Context) error {
 		// Whether the adopted process died of it is not knowable here.
 		fmt.Fprintln(os.Stderr, oomLine(name, res.MemoryMax, result.OOMKills, false))
 	}
+	printKilled(name, w)
 	if werr != nil {
 		return errors.Join(werr, teardown(tr, job))
 	}
