@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	
+
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -77,7 +77,10 @@ func mergeLimits(file, flags *cgroup.Resources) *cgroup.Resources {
 			continue
 		}
 		l := out.IO[i]
-		for _, p := range []struct{ dst **cgroup.Limit; src *cgroup.Limit }{
+		for _, p := range []struct {
+			dst **cgroup.Limit
+			src *cgroup.Limit
+		}{
 			{&l.ReadBPS, f.ReadBPS}, {&l.WriteBPS, f.WriteBPS}, {&l.ReadIOPS, f.ReadIOPS}, {&l.WriteIOPS, f.WriteIOPS},
 		} {
 			if p.src != nil {
