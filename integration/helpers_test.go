@@ -128,22 +128,7 @@ func runHelper(mode string, args []string) int {
 		n, _ := strconv.Atoi(arg(0))
 		d, _ := time.ParseDuration(arg(1))
 		start := time.Now()
-		var wg sync.WaitGroup
-		for range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				runtime.LockOSThread()
-				x := 0
-				for time.Since(start) < d {
-					for range 10000 {
-						x++
-					}
-				}
-				_ = x
-			}()
-		}
-		wg.Wait()
+		spinThreads(n, start.Add(d))()
 		wall := time.Since(start)
 		var ru unix.Rusage
 		_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
@@ -242,6 +227,13 @@ func runHelper(mode string, args []string) int {
 		return nsHolder(args)
 	case "ns-run":
 		return nsRun(args)
+	case "policy-job":
+		// A scripted job for the policy tests (policy_test.go).
+		return policyJob(args)
+	case "sig-rec-mid":
+		return sigRecMid(arg(0))
+	case "sig-rec":
+		return sigRec(arg(0))
 	default:
 		return fail(errors.New("unknown helper mode"))
 	}
@@ -249,6 +241,27 @@ func runHelper(mode string, args []string) int {
 }
 
 // execArgs replaces the helper with args, without the helper variable.
+// spinThreads keeps n threads busy until end; the returned function waits
+// for them.
+func spinThreads(n int, end time.Time) (wait func()) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			x := 0
+			for time.Now().Before(end) {
+				for range 10000 {
+					x++
+				}
+			}
+			_ = x
+		}()
+	}
+	return wg.Wait
+}
+
 func execArgs(args []string) int {
 	env := []string{}
 	for _, kv := range os.Environ() {

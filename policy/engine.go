@@ -179,7 +179,7 @@ func (e *Engine) Stop() error {
 			e.releaseLocked(e.holds[0], "the job ended")
 		}
 		if e.kill != nil && !e.kill.deadline.IsZero() {
-			e.log.Info("policy kill not needed: the job ended during the grace period", "rule", e.kill.rule)
+			e.actionLog(slog.LevelInfo, "policy kill not needed: the job ended during the grace period", nil, "rule", e.kill.rule)
 			e.kill.deadline = time.Time{}
 		}
 	})
@@ -275,7 +275,7 @@ func (e *Engine) observe(o Observation) {
 		if r.OOM && r.active {
 			// An OOM kill is an event: it fires now or not at all.
 			if !r.fired {
-				e.log.Info("policy rule held back by its cooldown", "rule", r.Name, "resource", "oom", "cooldown", r.Cooldown)
+				e.actionLog(slog.LevelInfo, "policy rule held back by its cooldown", nil, "rule", r.Name, "resource", "oom", "cooldown", r.Cooldown)
 			}
 			r.active = false
 		}
@@ -403,7 +403,7 @@ func (e *Engine) act(r *ruleState, i int, a Action, now time.Time) {
 		e.holdLocked(&hold{rule: r.Name, action: i, resource: r.clearResource(), until: deadline(now, a.Until), freeze: true}, now)
 	case KillAction:
 		if k := e.kill; k != nil {
-			e.log.Info("policy action: kill already under way, not sent again", "rule", r.Name, "action", "kill", "killing_rule", k.rule)
+			e.actionLog(slog.LevelInfo, "policy action: kill already under way, not sent again", nil, "rule", r.Name, "action", "kill", "killing_rule", k.rule)
 			return
 		}
 		e.kill = &killState{rule: r.Name, signal: a.Signal}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -44,6 +45,10 @@ func goBuild(dir, out string, args ...string) error {
 	return nil
 }
 
+// sharedTestdata are directories of the module, outside
+// integration/testdata, that the integration suite reads.
+var sharedTestdata = []string{"policy/testdata/bad"}
+
 // buildBinaries builds whatever the flags did not supply and, from inside
 // the module, picks up ./integration/testdata.
 func buildBinaries(cfg *config, dir string) error {
@@ -73,6 +78,13 @@ func buildBinaries(cfg *config, dir string) error {
 	if cfg.testdata == "" {
 		if st, err := os.Stat(filepath.Join(root, "integration", "testdata")); err == nil && st.IsDir() {
 			cfg.testdata = filepath.Join(root, "integration", "testdata")
+		}
+	}
+	// Other packages' test corpora that the suite reads, at the same
+	// path relative to the package dir as on the host.
+	for _, rel := range sharedTestdata {
+		if st, err := os.Stat(filepath.Join(root, rel)); err == nil && st.IsDir() {
+			cfg.trees = append(cfg.trees, tree{Host: filepath.Join(root, rel), Guest: path.Join(path.Dir(guestWorkDir), rel)})
 		}
 	}
 	return nil

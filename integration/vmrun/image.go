@@ -23,16 +23,21 @@ const (
 	guestCtlTTY  = "/dev/ttyS2"       // start/exit markers for the runner
 )
 
+// tree is a host directory copied into the image at Guest.
+type tree struct{ Host, Guest string }
+
 // imageSpec is everything that goes into the initramfs.
 type imageSpec struct {
 	Busybox  string // host path of a static busybox
 	Rsup     string // host path of the static rsup binary
 	Test     string // host path of the static integration test binary
 	Testdata string // host dir copied to guestWorkDir/testdata, or ""
-	Modules  []kmod
-	Env      []string // extra KEY=VALUE exported before the command
-	Command  []string // argv of the command, run from guestWorkDir
-	Nonce    string   // marks lines on the control port as ours
+	// Trees are more host dirs to copy, each to its guest path.
+	Trees   []tree
+	Modules []kmod
+	Env     []string // extra KEY=VALUE exported before the command
+	Command []string // argv of the command, run from guestWorkDir
+	Nonce   string   // marks lines on the control port as ours
 }
 
 // writeInitramfs writes the gzip-compressed newc archive for spec to path.
@@ -95,6 +100,11 @@ func fillImage(cw *cpioWriter, spec imageSpec) error {
 	}
 	if spec.Testdata != "" {
 		if err := addTree(cw, spec.Testdata, guestWorkDir+"/testdata"); err != nil {
+			return err
+		}
+	}
+	for _, t := range spec.Trees {
+		if err := addTree(cw, t.Host, t.Guest); err != nil {
 			return err
 		}
 	}

@@ -90,6 +90,7 @@ type config struct {
 	testBinary  string
 	rsupBinary  string
 	testdata    string
+	trees       []tree
 	run         string
 	env         []string
 	appendArgs  string
@@ -320,6 +321,7 @@ func run(cfg *config) int {
 		Rsup:     cfg.rsupBinary,
 		Test:     cfg.testBinary,
 		Testdata: cfg.testdata,
+		Trees:    cfg.trees,
 		Modules:  mods,
 		Env:      cfg.env,
 		Command:  command,
