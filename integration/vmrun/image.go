@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -103,7 +105,19 @@ func fillImage(cw *cpioWriter, spec imageSpec) error {
 			return err
 		}
 	}
+	made := map[string]bool{"src": true, guestWorkDir[1:]: true}
 	for _, t := range spec.Trees {
+		// The kernel's unpacker makes no parent directories.
+		var parents []string
+		for d := path.Dir(strings.TrimPrefix(t.Guest, "/")); d != "." && !made[d]; d = path.Dir(d) {
+			parents = append(parents, d)
+		}
+		for _, d := range slices.Backward(parents) {
+			if err := cw.Dir(d, 0o755); err != nil {
+				return err
+			}
+			made[d] = true
+		}
 		if err := addTree(cw, t.Host, t.Guest); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -220,12 +221,14 @@ func TestWriteInitramfs(t *testing.T) {
 		Rsup:     write("rsup", "RSUP"),
 		Test:     write("it.test", "TEST"),
 		Testdata: filepath.Join(dir, "testdata"),
+		Trees:    []tree{{Host: filepath.Join(dir, "corpus"), Guest: "/src/policy/testdata/bad"}},
 		Modules:  []kmod{{Name: "brd", HostPath: write("brd.ko", "\x7fELF-brd"), Params: "rd_nr=1 rd_size=65536"}},
 		Env:      []string{"A=b c"},
 		Command:  []string{"/bin/integration.test", "-test.run=It's"},
 		Nonce:    "vmrun-1234",
 	}
 	write("testdata/in.txt", "input")
+	write("corpus/a.toml", "A")
 	if err := os.Symlink("in.txt", filepath.Join(dir, "testdata/ln")); err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +254,13 @@ func TestWriteInitramfs(t *testing.T) {
 		if _, dup := entries[e.name]; dup {
 			t.Errorf("duplicate entry %q", e.name)
 		}
+		// The kernel's unpacker makes no parent directories: each must
+		// come first.
+		if parent := path.Dir(e.name); parent != "." && e.name != "TRAILER!!!" {
+			if _, ok := entries[parent]; !ok {
+				t.Errorf("entry %q comes before its directory %q", e.name, parent)
+			}
+		}
 		entries[e.name] = e
 	}
 	for name, want := range map[string]string{
@@ -260,6 +270,7 @@ func TestWriteInitramfs(t *testing.T) {
 		"lib/modules/brd.ko":              "\x7fELF-brd",
 		"src/integration/testdata/in.txt": "input",
 		"src/integration/testdata/ln":     "in.txt",
+		"src/policy/testdata/bad/a.toml":  "A",
 	} {
 		e, ok := entries[name]
 		if !ok {
