@@ -291,7 +291,10 @@ func cpuShare(s []cpuSample, from, to time.Time) (float64, int) {
 }
 
 // 2. A cpu rule throttles a busy job to a quarter CPU for 2s: the job's
-// share drops to about 0.25 and comes back once cpu.max is restored.
+// share drops to about 0.25 and comes back once cpu.max is restored. The
+// cooldown keeps it to one firing: at a 100ms interval a throttled job
+// that has spent its quota reads as idle for a sample, which ends the
+// episode, and a new one would fire again 2s later.
 func TestPolicyCPUThrottle(t *testing.T) {
 	root := requireV2(t)
 	const pol = `
@@ -306,6 +309,7 @@ name = "hog"
 resource = "cpu"
 state = "warning"
 for = "2s"
+cooldown = "1h"
 actions = [ { type = "throttle", cpu = "25%", until = "2s" } ]
 `
 	p := runPolicy(t, root, "cpuhog", pol, []string{"--interval", "100ms"}, "spin:2:9s")
