@@ -995,3 +995,90 @@ func sigRec(file string) int {
 		}
 	}
 }
+
+// A freeze action stops every process of the job for its duration and
+// thaws it: the job's own clock shows the gap.
+func TestPolicyFreeze(t *testing.T) {
+	root := requireV2(t)
+	const pol = `
+[limits]
+memory = "128M"
+
+[thresholds]
+memory = { warning = 0.25, critical = 0.99 }
+
+[[rule]]
+name = "pause"
+resource = "memory"
+state = "warning"
+actions = [ { type = "freeze", until = "1s" } ]
+`
+	// The job ticks while a goroutine allocates past the warning (32M).
+	p := runPolicy(t, root, "freezer", pol, []string{"--interval", "100ms"}, "bgalloc:40M", "spin:1:4s")
+	if p.code != 0 {
+		t.Fatalf("exit %d\n%s", p.code, p.dump())
+	}
+	froze := records(p.recs, "policy action: freeze", "rule", "pause", "file", "cgroup.freeze", "value", "1")
+	thawed := records(p.recs, "policy action ended: restored cgroup.freeze", "rule", "pause", "value", "0")
+	if len(froze) != 1 || len(thawed) != 1 {
+		t.Fatalf("%d freeze and %d thaw records, want 1 each\n%s", len(froze), len(thawed), p.dump())
+	}
+	var gap time.Duration
+	lines := findLines(p.lines, "cpu", "")
+	for i := 1; i < len(lines); i++ {
+		gap = max(gap, lines[i].at().Sub(lines[i-1].at()))
+	}
+	held := thawed[0].time().Sub(froze[0].time())
+	t.Logf("measured: frozen for %s by the engine's records; the job's longest gap between its 250ms ticks %s; %d ticks",
+		secs(held), secs(gap), len(lines))
+	if gap < 900*time.Millisecond || gap > 2500*time.Millisecond {
+		t.Errorf("longest gap in the job's ticks %s, want about the 1s freeze\n%s", gap, p.dump())
+	}
+}
+
+// rsup track --policy: a kill rule ends an adopted process that grows, and
+// rsup names the rule.
+func TestPolicyTrackKill(t *testing.T) {
+	root := requireV2(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "guard.toml")
+	if err := os.WriteFile(file, []byte(`
+[limits]
+memory = "128M"
+
+[thresholds]
+memory = { warning = 0.3, critical = 0.5 }
+
+[[rule]]
+name = "runaway"
+resource = "memory"
+state = "critical"
+actions = [ { type = "kill", signal = "SIGTERM", grace = "2s" } ]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go1 := filepath.Join(dir, "go")
+	hog := startHelper(t, "alloc-on", go1, "100M")
+	b := startRsup(t, "track", "--cgroup-root", root, "--name", "tracked", "--policy", file, "--interval", "100ms",
+		strconv.Itoa(hog.Process.Pid))
+	b.waitFor(t, "memory.current starts at")
+	start := time.Now()
+	if err := os.WriteFile(go1, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := hog.Wait()
+	died := time.Since(start)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != unix.SIGTERM {
+		t.Fatalf("the tracked process ended with %v, want death by SIGTERM\n%s", err, b.stderr())
+	}
+	code := b.wait(t)
+	mustContain(t, "stderr", b.stderr(), `killed by policy rule "runaway" of `+file)
+	if code != 0 {
+		t.Errorf("rsup track exited %d:\n%s", code, b.stderr())
+	}
+	if _, err := os.Stat(filepath.Join(root, "tracked")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("job cgroup remains: %v", err)
+	}
+	t.Logf("measured: the adopted process died of SIGTERM %s after it began to allocate; rsup track exit %d", secs(died), code)
+}

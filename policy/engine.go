@@ -77,14 +77,16 @@ type EngineOptions struct {
 //   - A kill signals every process in the job, then kills the cgroup
 //     after the grace period. Once a kill has begun no other is sent.
 type Engine struct {
-	p    *Policy
-	job  Job
-	log  *slog.Logger
-	dry  bool
-	thr  func(monitor.Resource) monitor.Thresholds
-	obs  chan Observation
-	quit chan struct{}
-	done chan struct{}
+	p   *Policy
+	job Job
+	log *slog.Logger
+	dry bool
+	thr func(monitor.Resource) monitor.Thresholds
+	// clock is the time actions are taken at; tests replace it.
+	clock func() time.Time
+	obs   chan Observation
+	quit  chan struct{}
+	done  chan struct{}
 
 	startOnce, stopOnce sync.Once
 
@@ -126,7 +128,7 @@ type killState struct {
 // NewEngine returns an engine for p acting on job. It does nothing until
 // Start.
 func NewEngine(p *Policy, job Job, o EngineOptions) *Engine {
-	e := &Engine{p: p, job: job, log: o.Logger, dry: o.DryRun, thr: o.Thresholds,
+	e := &Engine{p: p, job: job, log: o.Logger, dry: o.DryRun, thr: o.Thresholds, clock: time.Now,
 		obs: make(chan Observation, 64), quit: make(chan struct{}), done: make(chan struct{}),
 		latest: map[monitor.Resource]monitor.Usage{}, knobs: map[knobKey]*knobState{}}
 	if e.log == nil {
@@ -270,7 +272,13 @@ func (e *Engine) observe(o Observation) {
 			}
 		}
 	}
-	e.evaluateLocked(o.Time)
+	// Episodes start at the sample's time; what is done now is timed
+	// from now, which may be later when the sample took a while.
+	now := e.clock()
+	if now.Before(o.Time) {
+		now = o.Time
+	}
+	e.evaluateLocked(now)
 	for _, r := range e.rules {
 		if r.OOM && r.active {
 			// An OOM kill is an event: it fires now or not at all.

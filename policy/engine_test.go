@@ -108,6 +108,7 @@ func newHarness(t *testing.T, src string, dry bool) *harness {
 		t0: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), prev: map[monitor.Resource]monitor.State{}}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h.e = NewEngine(p, h.job, EngineOptions{Logger: log, DryRun: dry})
+	h.e.clock = func() time.Time { return time.Time{} } // the observations' own times
 	return h
 }
 
@@ -639,5 +640,24 @@ func BenchmarkEngineObserve(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		e.observe(Observation{Time: now.Add(time.Duration(i) * time.Millisecond), Usages: us})
+	}
+}
+
+// A sample that reaches the engine late starts its episode at the sample's
+// time, but what the engine does is timed from when it does it.
+func TestEngineLateSample(t *testing.T) {
+	h := newHarness(t, `
+[[rule]]
+name = "pause"
+resource = "pids"
+state = "warning"
+for = "1s"
+actions = [ { type = "freeze", until = "2s" } ]
+`, false)
+	h.e.clock = func() time.Time { return h.at(1.5) }
+	h.value(0, monitor.Pids, 0.9) // seen at 1.5s: held 1.5s already
+	h.wantCalls("freeze true")
+	if n := h.next(); n != 3.5 {
+		t.Fatalf("thaw at %vs, want 3.5s (2s from the freeze, not from the sample)", n)
 	}
 }
