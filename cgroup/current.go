@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -74,6 +75,9 @@ func ptr[T any](v T) *T { return &v }
 
 // CPUMax returns the job's cpu.max.
 func (j *Job) CPUMax() (CPUMax, error) {
+	if j.v1 != nil {
+		return j.cpuMaxV1()
+	}
 	s, err := j.d.read("cpu.max")
 	if err != nil {
 		return CPUMax{}, err
@@ -87,6 +91,9 @@ func (j *Job) CPUMax() (CPUMax, error) {
 
 // MemoryHigh returns the job's memory.high.
 func (j *Job) MemoryHigh() (Limit, error) {
+	if j.v1 != nil {
+		return Limit{}, errors.New("memory.high is cgroup v2 only: a throttle of memory_high cannot run on this cgroup v1 host")
+	}
 	s, err := j.d.read("memory.high")
 	if err != nil {
 		return Limit{}, err
@@ -101,6 +108,9 @@ func (j *Job) MemoryHigh() (Limit, error) {
 // IOMax returns the job's io.max limits of dev; every limit is max where
 // the device has none.
 func (j *Job) IOMax(dev Device) (IOLimit, error) {
+	if j.v1 != nil {
+		return j.ioMaxV1(dev)
+	}
 	s, err := j.d.read("io.max")
 	if err != nil {
 		return IOLimit{}, err
@@ -116,6 +126,9 @@ func (j *Job) IOMax(dev Device) (IOLimit, error) {
 // cgroup.freeze. Freezing completes asynchronously: "frozen 1" in
 // cgroup.events says when it has.
 func (j *Job) Freeze(frozen bool) error {
+	if j.v1 != nil {
+		return j.freezeV1(frozen)
+	}
 	v := "0"
 	if frozen {
 		v = "1"

@@ -39,6 +39,9 @@ type Config struct {
 	// Need lists the controllers that must be available; Open fails
 	// without them. Default: all of Controllers.
 	Need []string
+	// Version chooses the cgroup version: 1, 2, or 0 for cgroup v2 where
+	// it has the controllers and cgroup v1 on hybrid and legacy hosts.
+	Version int
 
 	fsType fsTypeFunc
 }
@@ -48,7 +51,8 @@ type Hierarchy struct {
 	mode    Mode
 	mount   string
 	root    string
-	enabled []string // controllers enabled in root's cgroup.subtree_control
+	enabled []string     // controllers enabled in root's cgroup.subtree_control
+	v1      *v1Hierarchy // set on a cgroup v1 host
 	proc    procfs.FS
 	procDir string
 	// Moved reports what Open had to move to obey the
@@ -106,6 +110,37 @@ func Open(cfg Config) (*Hierarchy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read mount table from %s/self/mountinfo: %w", cfg.ProcFS, err)
 	}
+	openV1Here := func() (*Hierarchy, error) {
+		own, err := self.Cgroups()
+		if err != nil {
+			return nil, fmt.Errorf("read own cgroups from %s/self/cgroup: %w", cfg.ProcFS, err)
+		}
+		if err := openV1(h, cfg, mounts, own, need); err != nil {
+			return nil, err
+		}
+		return h, nil
+	}
+	switch cfg.Version {
+	case 1:
+		return openV1Here()
+	case 0, 2:
+	default:
+		return nil, fmt.Errorf("cgroup version %d: want 1, 2, or 0 for the host's own", cfg.Version)
+	}
+	v2, err := openV2(h, cfg, mounts, need)
+	if err != nil && cfg.Version == 0 && errors.Is(err, ErrNoCgroup2) && (h.mode == ModeHybrid || h.mode == ModeLegacy) {
+		h1, err1 := openV1Here()
+		if err1 != nil {
+			return nil, errors.Join(err, err1)
+		}
+		return h1, nil
+	}
+	return v2, err
+}
+
+// openV2 opens rsup's hierarchy in cgroup v2.
+func openV2(h *Hierarchy, cfg Config, mounts []*procfs.MountInfo, need []string) (*Hierarchy, error) {
+	var err error
 	root := ""
 	if cfg.Root != "" {
 		if !filepath.IsAbs(cfg.Root) {

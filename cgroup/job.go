@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,10 @@ type Job struct {
 	d     *dir
 	mgr   *cgroup2.Manager
 	owner Owner
+	v1    *v1Job // set, and d and mgr nil, on a cgroup v1 host
+	// cgPath is the job's cgroup as /proc/PID/cgroup shows it (the memory
+	// hierarchy's on v1).
+	cgPath string
 }
 
 // ErrJobExists is returned when a job cgroup of the same name is in use.
@@ -35,6 +40,9 @@ func (h *Hierarchy) NewJob(name string, res *Resources) (*Job, error) {
 	}
 	if err := res.Validate(); err != nil {
 		return nil, err
+	}
+	if h.v1 != nil {
+		return h.newJobV1(name, res)
 	}
 	if miss := missing(res.Controllers(), h.enabled); len(miss) > 0 {
 		return nil, fmt.Errorf("%w: controller(s) %s not enabled for children of %s", ErrNoCgroup2, strings.Join(miss, ", "), h.root)
@@ -89,7 +97,7 @@ func (h *Hierarchy) loadJob(name string) (*Job, error) {
 		d.close()
 		return nil, fmt.Errorf("load job cgroup %s: %w", path, err)
 	}
-	return &Job{name: name, path: path, d: d, mgr: mgr}, nil
+	return &Job{name: name, path: path, d: d, mgr: mgr, cgPath: "/" + rel}, nil
 }
 
 // reclaim removes an existing job cgroup left behind by an rsup that is
@@ -129,18 +137,102 @@ func (j *Job) Path() string { return j.path }
 
 // FD returns a descriptor of the job cgroup's directory (O_PATH, close on
 // exec), for clone3(CLONE_INTO_CGROUP). It stays valid until Remove.
-func (j *Job) FD() int { return j.d.fd }
+func (j *Job) FD() int {
+	if j.v1 != nil {
+		return -1
+	}
+	return j.d.fd
+}
+
+// CloneFD returns the descriptor to start a process in the job with
+// clone3(CLONE_INTO_CGROUP), and false where that is not possible (cgroup
+// v1): the process must then join the job itself (JoinFDs).
+func (j *Job) CloneFD() (int, bool) {
+	if j.v1 != nil {
+		return -1, false
+	}
+	return j.d.fd, true
+}
+
+// JoinFDs returns the directories a process joins the job through, by
+// writing 0 to cgroup.procs in each: one on cgroup v2, one per hierarchy
+// on v1. They stay owned by the job.
+func (j *Job) JoinFDs() []int {
+	if j.v1 == nil {
+		return []int{j.d.fd}
+	}
+	fds := make([]int, 0, len(j.v1.dirs))
+	for _, vd := range j.v1.dirs {
+		fds = append(fds, vd.d.fd)
+	}
+	return fds
+}
 
 // Owner returns the owner mark written on the job cgroup.
 func (j *Job) Owner() Owner { return j.owner }
 
 // ReadFile returns the content of one of the job's interface files.
-func (j *Job) ReadFile(name string) (string, error) { return j.d.read(name) }
+func (j *Job) ReadFile(name string) (string, error) {
+	if j.v1 != nil {
+		vd, err := j.fileDirV1(name)
+		if err != nil {
+			return "", err
+		}
+		return vd.d.read(name)
+	}
+	return j.d.read(name)
+}
+
+// CPUUsage returns the CPU time the job's processes have used (cpu.stat
+// usage_usec; cpuacct.usage on v1).
+func (j *Job) CPUUsage() (time.Duration, error) {
+	if j.v1 != nil {
+		s, err := j.ReadFile("cpuacct.usage")
+		if err != nil {
+			return 0, err
+		}
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cpuacct.usage of job %s: %q is not a number", j.path, s)
+		}
+		return time.Duration(n), nil
+	}
+	kv, err := j.keyed("cpu.stat")
+	if err != nil {
+		return 0, err
+	}
+	us, ok := kv["usage_usec"]
+	if !ok {
+		return 0, fmt.Errorf("cpu.stat of job %s has no usage_usec", j.path)
+	}
+	return time.Duration(us) * time.Microsecond, nil
+}
+
+// MemoryPeak returns the most memory the job has used (memory.peak, Linux
+// 5.19+; memory.max_usage_in_bytes on v1).
+func (j *Job) MemoryPeak() (uint64, error) {
+	file := "memory.peak"
+	if j.v1 != nil {
+		file = "memory.max_usage_in_bytes"
+	}
+	s, err := j.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s of job %s: %q is not a number", file, j.path, s)
+	}
+	return n, nil
+}
 
 // Apply writes res to the job cgroup as one set: every value is checked
 // first, and if the kernel still rejects a write, the writes made before it
 // are undone and the error names the file and the value.
 func (j *Job) Apply(res *Resources) error {
+	if j.v1 != nil {
+		return j.applyV1(res)
+	}
 	if err := res.Validate(); err != nil {
 		return err
 	}
@@ -194,11 +286,23 @@ func ioMaxLine(content string, dev Device) string {
 }
 
 // Events returns the keys of cgroup.events (populated, frozen).
-func (j *Job) Events() (map[string]uint64, error) { return j.keyed("cgroup.events") }
+func (j *Job) Events() (map[string]uint64, error) {
+	if j.v1 != nil {
+		return j.eventsV1()
+	}
+	return j.keyed("cgroup.events")
+}
 
 // MemoryEvents returns the counters of memory.events (low, high, max, oom,
 // oom_kill, ...).
-func (j *Job) MemoryEvents() (map[string]uint64, error) { return j.keyed("memory.events") }
+// On cgroup v1 only oom_kill (memory.oom_control) and max (memory.failcnt)
+// exist.
+func (j *Job) MemoryEvents() (map[string]uint64, error) {
+	if j.v1 != nil {
+		return j.memoryEventsV1()
+	}
+	return j.keyed("memory.events")
+}
 
 func (j *Job) keyed(file string) (map[string]uint64, error) {
 	s, err := j.d.read(file)
@@ -214,6 +318,9 @@ func (j *Job) keyed(file string) (map[string]uint64, error) {
 
 // Procs returns the processes in the job cgroup and its descendants.
 func (j *Job) Procs() ([]uint64, error) {
+	if j.v1 != nil {
+		return j.procsV1()
+	}
 	p, err := j.mgr.Procs(true)
 	if err != nil {
 		return nil, fmt.Errorf("list processes of job %s: %w", j.path, err)
@@ -226,6 +333,9 @@ func (j *Job) Procs() ([]uint64, error) {
 // processes forked during the kill; on older kernels it falls back to
 // KillFrozen.
 func (j *Job) Kill() (int, error) {
+	if j.v1 != nil {
+		return j.killV1()
+	}
 	// The count is for reporting only: the kill must not depend on it.
 	procs, _ := j.Procs()
 	err := j.d.write("cgroup.kill", "1")
@@ -240,6 +350,9 @@ func (j *Job) Kill() (int, error) {
 // again, also when anything fails (SIGKILL is delivered to frozen tasks, but
 // they only die once thawed).
 func (j *Job) KillFrozen() (n int, err error) {
+	if j.v1 != nil {
+		return j.killV1()
+	}
 	if err := j.d.write("cgroup.freeze", "1"); err != nil {
 		return 0, err
 	}
@@ -296,6 +409,9 @@ func (j *Job) WaitEmpty(timeout time.Duration, tick func()) error {
 // Remove closes the job's descriptor and removes its cgroup and any
 // children, retrying while the kernel still reports it busy.
 func (j *Job) Remove(timeout time.Duration) error {
+	if j.v1 != nil {
+		return j.removeV1(timeout)
+	}
 	j.d.close()
 	if err := removeTree(j.path, timeout); err != nil {
 		return fmt.Errorf("remove job cgroup: %w", err)

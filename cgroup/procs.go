@@ -92,9 +92,25 @@ func (h *Hierarchy) CanMove(rel string, j *Job) error {
 	return nil
 }
 
+// Contains tells whether pid is in the job's cgroup or below it, from
+// proc's PID/cgroup.
+func (j *Job) Contains(proc string, pid int) (bool, error) {
+	if j.v1 != nil {
+		return j.containsV1(proc, pid)
+	}
+	rel, err := ReadProcCgroup(proc, pid)
+	if err != nil {
+		return false, err
+	}
+	return rel == j.cgPath || strings.HasPrefix(rel, j.cgPath+"/"), nil
+}
+
 // Keep marks the job as deliberately left running without a supervisor,
 // so that a later clean-up does not take it for a crashed rsup's leftover.
 func (j *Job) Keep() error {
+	if j.v1 != nil {
+		return errors.New("cgroup v1 keeps no extended attributes: the job cannot be marked as kept, and a later clean-up would take it for a leftover")
+	}
 	if err := unix.Lsetxattr(j.path, keptXattr, []byte("1"), 0); err != nil {
 		return &FileError{Op: "write", Path: j.path + " [xattr " + keptXattr + "]", Value: "1", Err: err}
 	}
@@ -104,4 +120,9 @@ func (j *Job) Keep() error {
 const keptXattr = "user.rsup.kept"
 
 // Close releases the job's descriptor without removing the cgroup.
-func (j *Job) Close() error { return j.d.close() }
+func (j *Job) Close() error {
+	if j.v1 != nil {
+		return j.closeV1()
+	}
+	return j.d.close()
+}

@@ -3,7 +3,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -16,7 +15,6 @@ import (
 // (or below it) when the signal is sent.
 type CgroupJob struct {
 	*cgroup.Job
-	rel  string // the job's cgroup as /proc/PID/cgroup shows it
 	proc string
 
 	mu   sync.Mutex
@@ -25,10 +23,10 @@ type CgroupJob struct {
 
 type mainProc struct{ pid, fd int }
 
-// NewCgroupJob returns the Job for job, whose path relative to the cgroup2
-// mount is rel (Hierarchy.Rel). proc is the proc file system ("/proc").
-func NewCgroupJob(job *cgroup.Job, rel, proc string) *CgroupJob {
-	return &CgroupJob{Job: job, rel: strings.TrimSuffix(rel, "/"), proc: proc}
+// NewCgroupJob returns the Job for job. proc is the proc file system
+// ("/proc").
+func NewCgroupJob(job *cgroup.Job, proc string) *CgroupJob {
+	return &CgroupJob{Job: job, proc: proc}
 }
 
 // AddMain adds a main process (the target of "main" signals, whose process
@@ -152,8 +150,7 @@ func (j *CgroupJob) signalAll(sig unix.Signal, match func(pid int) bool) (int, e
 // and match (if any) accepts it. What was read about pid in /proc is
 // trusted only because the pidfd shows the process alive after the read.
 func (j *CgroupJob) signalPinned(pid, fd int, sig unix.Signal, match func(int) bool) (bool, error) {
-	rel, err := cgroup.ReadProcCgroup(j.proc, pid)
-	if err != nil || (rel != j.rel && !strings.HasPrefix(rel, j.rel+"/")) {
+	if in, err := j.Contains(j.proc, pid); err != nil || !in {
 		return false, nil
 	}
 	if match != nil && !match(pid) {

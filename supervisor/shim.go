@@ -12,17 +12,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The re-exec shim is the fallback for hosts that refuse clone3 into a
-// cgroup (seccomp profiles of older container runtimes): the supervisor
-// starts its own executable with shimEnv set, the cgroup directory on
-// descriptor shimCgroupFD and a status pipe on shimStatusFD; the shim moves
-// itself into the cgroup and then execs the command, so the command's first
-// instruction already runs inside it. Only the shim's few lines of Go run
-// outside.
+// The re-exec shim starts the command where clone3 into a cgroup cannot:
+// on hosts that refuse it (seccomp profiles of older container runtimes)
+// and on cgroup v1, where a job has one directory per hierarchy. The
+// supervisor starts its own executable with shimEnv set to the number of
+// job directories, a status pipe on descriptor shimStatusFD and the
+// directories on the descriptors after it; the shim moves itself into each
+// and then execs the command, so the command's first instruction already
+// runs inside the job. Only the shim's few lines of Go run outside.
 const (
 	shimEnv      = "_RSUP_SHIM"
-	shimCgroupFD = 3
-	shimStatusFD = 4
+	shimStatusFD = 3
+	shimFirstDir = 4
 )
 
 // RunShim turns this process into the re-exec shim if it was started as
@@ -30,7 +31,8 @@ const (
 // call it first thing in main (and in TestMain for tests); the rsup command
 // does.
 func RunShim() {
-	if os.Getenv(shimEnv) != "1" {
+	dirs, err := strconv.Atoi(os.Getenv(shimEnv))
+	if err != nil || dirs <= 0 {
 		return
 	}
 	fail := func(code int, err error) {
@@ -38,18 +40,22 @@ func RunShim() {
 		_, _ = unix.Write(shimStatusFD, []byte(msg))
 		os.Exit(code)
 	}
-	unix.CloseOnExec(shimCgroupFD)
 	unix.CloseOnExec(shimStatusFD)
+	for i := range dirs {
+		unix.CloseOnExec(shimFirstDir + i)
+	}
 	if len(os.Args) < 3 {
 		fail(ExitFailure, errors.New("rsup shim: missing command"))
 	}
-	fd, err := unix.Openat(shimCgroupFD, "cgroup.procs", unix.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err == nil {
-		_, err = unix.Write(fd, []byte("0"))
-		unix.Close(fd)
-	}
-	if err != nil {
-		fail(ExitFailure, fmt.Errorf("rsup shim: join the job cgroup: %w", err))
+	for i := range dirs {
+		fd, err := unix.Openat(shimFirstDir+i, "cgroup.procs", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			_, err = unix.Write(fd, []byte("0"))
+			unix.Close(fd)
+		}
+		if err != nil {
+			fail(ExitFailure, fmt.Errorf("rsup shim: join the job cgroup (directory %d of %d): %w", i+1, dirs, err))
+		}
 	}
 	env := make([]string, 0, len(os.Environ()))
 	for _, kv := range os.Environ() {
@@ -68,12 +74,19 @@ func RunShim() {
 // startShim starts path through the re-exec shim and waits until the shim
 // has either exec'd the command or reported why it could not.
 func (s *run) startShim(path string, files []*os.File, attr *syscall.SysProcAttr) (*os.Process, error) {
-	cgfd, err := unix.FcntlInt(uintptr(s.job.FD()), unix.F_DUPFD_CLOEXEC, 3)
-	if err != nil {
-		return nil, fmt.Errorf("duplicate job cgroup descriptor for the shim: %w", err)
+	var dirs []*os.File
+	defer func() {
+		for _, f := range dirs {
+			f.Close()
+		}
+	}()
+	for _, fd := range s.job.JoinFDs() {
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			return nil, fmt.Errorf("duplicate job cgroup descriptor for the shim: %w", err)
+		}
+		dirs = append(dirs, os.NewFile(uintptr(dup), s.job.Path()))
 	}
-	cg := os.NewFile(uintptr(cgfd), s.job.Path())
-	defer cg.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("create shim status pipe: %w", err)
@@ -87,8 +100,8 @@ func (s *run) startShim(path string, files []*os.File, attr *syscall.SysProcAttr
 	a.UseCgroupFD, a.CgroupFD = false, 0
 	proc, err := os.StartProcess("/proc/self/exe", append([]string{"rsup-shim", path}, s.cfg.Args...), &os.ProcAttr{
 		Dir:   s.cfg.Dir,
-		Env:   append(env[:len(env):len(env)], shimEnv+"=1"),
-		Files: append(files[:3:3], cg, w),
+		Env:   append(env[:len(env):len(env)], shimEnv+"="+strconv.Itoa(len(dirs))),
+		Files: append(append(files[:3:3], w), dirs...),
 		Sys:   &a,
 	})
 	w.Close()

@@ -38,10 +38,13 @@ func (s *run) start() error {
 		// Its own process group, so that a signal sent to rsup's group
 		// reaches the command once, through rsup, and never twice.
 		Setpgid: true,
-		// clone3(CLONE_INTO_CGROUP), Linux 5.7+: the child is born in the
-		// job cgroup, so not one of its instructions runs outside it.
-		UseCgroupFD: true,
-		CgroupFD:    s.job.FD(),
+	}
+	// clone3(CLONE_INTO_CGROUP), Linux 5.7+: the child is born in the job
+	// cgroup, so not one of its instructions runs outside it. Where that
+	// is impossible (cgroup v1), the shim joins the job before it execs.
+	cgfd, clone := s.job.CloneFD()
+	if clone {
+		attr.UseCgroupFD, attr.CgroupFD = true, cgfd
 	}
 	if s.tty.inForeground() {
 		// The command's group takes the terminal, so keyboard signals
@@ -52,14 +55,14 @@ func (s *run) start() error {
 	}
 	s.started = time.Now()
 	var proc *os.Process
-	if !s.cfg.UseShim {
+	if !s.cfg.UseShim && clone {
 		proc, err = os.StartProcess(path, s.cfg.Args, &os.ProcAttr{Dir: s.cfg.Dir, Env: s.cfg.Env, Files: files, Sys: attr})
 		if err != nil && cloneRefused(err) {
 			s.cfg.Logf("clone3 into the job cgroup was refused (%v); starting through the re-exec shim instead", errors.Unwrap(err))
 		}
 	}
-	if s.cfg.UseShim || err != nil && cloneRefused(err) {
-		s.res.Shim = true
+	if s.cfg.UseShim || !clone || err != nil && cloneRefused(err) {
+		s.res.Shim = clone // on cgroup v1 the shim is the only way, not a fallback
 		s.started = time.Now()
 		proc, err = s.startShim(path, files, attr)
 	}

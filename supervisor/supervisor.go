@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -300,10 +298,8 @@ func (s *run) finish() (*Result, error) {
 	if ev, err := s.job.MemoryEvents(); err == nil {
 		s.res.OOMKills = ev["oom_kill"]
 	}
-	if v, err := s.job.ReadFile("memory.peak"); err == nil {
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-			s.res.MemoryPeak = &n
-		}
+	if n, err := s.job.MemoryPeak(); err == nil {
+		s.res.MemoryPeak = &n
 	}
 	n, err := s.job.Kill()
 	if err != nil {
@@ -316,9 +312,9 @@ func (s *run) finish() (*Result, error) {
 	if err := s.job.WaitEmpty(s.cfg.Teardown, s.reap); err != nil {
 		errs = append(errs, err)
 	}
-	// cpu.stat is read after the leftovers are gone, so it includes them.
-	if st, err := s.job.ReadFile("cpu.stat"); err == nil {
-		s.res.CPU = usageUsec(st)
+	// The usage is read after the leftovers are gone, so it includes them.
+	if d, err := s.job.CPUUsage(); err == nil {
+		s.res.CPU = &d
 	}
 	s.removeJob()
 	if s.err != nil {
@@ -335,17 +331,4 @@ func (s *run) removeJob() {
 	if err := s.job.Remove(s.cfg.Teardown); err != nil {
 		s.err = err
 	}
-}
-
-// usageUsec returns usage_usec from cpu.stat content, or nil.
-func usageUsec(cpuStat string) *time.Duration {
-	for line := range strings.Lines(cpuStat) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "usage_usec "); ok {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-				d := time.Duration(n) * time.Microsecond
-				return &d
-			}
-		}
-	}
-	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -68,18 +67,6 @@ func TestCloneRefused(t *testing.T) {
 	} {
 		if got := cloneRefused(tc.err); got != tc.want {
 			t.Errorf("cloneRefused(%v) = %v, want %v", tc.err, got, tc.want)
-		}
-	}
-}
-
-func TestUsageUsec(t *testing.T) {
-	stat := "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\nnr_periods 0\n"
-	if d := usageUsec(stat); d == nil || *d != 1500*time.Millisecond {
-		t.Errorf("usageUsec = %v", d)
-	}
-	for _, bad := range []string{"", "user_usec 5\n", "usage_usec x\n"} {
-		if d := usageUsec(bad); d != nil {
-			t.Errorf("usageUsec(%q) = %v, want nil (unknown)", bad, *d)
 		}
 	}
 }

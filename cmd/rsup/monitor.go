@@ -162,8 +162,8 @@ func watchSettingsFromFlags(c *cli.Context, pol *policy.Policy) (*watchSettings,
 }
 
 // watchJob prepares the monitoring of job, and the policy engine when
-// there is a policy; h is the hierarchy holding job.
-func watchJob(s *watchSettings, h *cgroup.Hierarchy, job *cgroup.Job) (*jobWatch, error) {
+// there is a policy.
+func watchJob(s *watchSettings, job *cgroup.Job) (*jobWatch, error) {
 	logger := s.logger.With("job", job.Name())
 	writeCap := s.writeCap
 	m, err := monitor.New(monitor.Options{
@@ -188,7 +188,7 @@ func watchJob(s *watchSettings, h *cgroup.Hierarchy, job *cgroup.Job) (*jobWatch
 	}
 	w := &jobWatch{m: m, pol: s.pol, dryRun: s.dryRun}
 	if s.pol != nil {
-		w.pjob = policy.NewCgroupJob(job, h.Rel(job), "/proc")
+		w.pjob = policy.NewCgroupJob(job, "/proc")
 		w.eng = policy.NewEngine(s.pol, w.pjob, policy.EngineOptions{Logger: logger.With("policy", s.pol.File()), DryRun: s.dryRun, Thresholds: m.Thresholds})
 	}
 	if s.record != "" {

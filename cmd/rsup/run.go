@@ -83,7 +83,7 @@ func runAction(c *cli.Context) error {
 		return usageError(err)
 	}
 	logf("job %s in %s, limits: %s", name, job.Path(), describe(res))
-	w, err := watchJob(watch, h, job)
+	w, err := watchJob(watch, job)
 	if err != nil {
 		return usageError(errors.Join(err, job.Remove(time.Second)))
 	}
@@ -154,7 +154,8 @@ func runAction(c *cli.Context) error {
 func jobFlags(defaultName string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "name", EnvVars: []string{"RSUP_NAME"}, Usage: "job `NAME`, also the job cgroup's directory name (default: " + defaultName + ")"},
-		&cli.StringFlag{Name: "cgroup-root", EnvVars: []string{"RSUP_CGROUP_ROOT"}, Usage: "cgroup v2 `DIRECTORY` that holds the job cgroups (default: <cgroup2 mount>/rsup); give a delegated subtree when not root"},
+		&cli.StringFlag{Name: "cgroup-root", EnvVars: []string{"RSUP_CGROUP_ROOT"}, Usage: "cgroup v2 `DIRECTORY` that holds the job cgroups (default: <cgroup2 mount>/rsup); give a delegated subtree when not root. On cgroup v1, a path relative to rsup's own cgroup in each hierarchy (default: rsup)"},
+		&cli.StringFlag{Name: "cgroup-version", EnvVars: []string{"RSUP_CGROUP_VERSION"}, Value: "auto", Usage: "cgroup `VERSION` to enforce limits with: auto (v2 where it has the controllers, else v1), 1 or 2"},
 		&cli.BoolFlag{Name: "evacuate", EnvVars: []string{"RSUP_EVACUATE"}, Usage: "move other processes out of a cgroup namespace root into <root>/init when controllers must be enabled there (as in a privileged container)"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, EnvVars: []string{"RSUP_VERBOSE"}, Usage: "report the job cgroup, its limits and a summary on stderr"},
 	}
@@ -169,7 +170,15 @@ func verboseLogger(c *cli.Context) func(string, ...any) {
 
 // openHierarchy opens rsup's cgroup hierarchy as the flags say.
 func openHierarchy(c *cli.Context, logf func(string, ...any)) (*cgroup.Hierarchy, error) {
-	h, err := cgroup.Open(cgroup.Config{Root: c.String("cgroup-root"), Evacuate: c.Bool("evacuate")})
+	version := 0
+	switch v := c.String("cgroup-version"); v {
+	case "auto":
+	case "1", "2":
+		version = int(v[0] - '0')
+	default:
+		return nil, usageError(fmt.Errorf("invalid value %q for --cgroup-version: want auto, 1 or 2", v))
+	}
+	h, err := cgroup.Open(cgroup.Config{Root: c.String("cgroup-root"), Evacuate: c.Bool("evacuate"), Version: version})
 	if err != nil {
 		return nil, usageError(err)
 	}

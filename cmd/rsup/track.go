@@ -160,7 +160,7 @@ func trackAction(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "rsup: --children: adopted %d process(es) in all, %d of them moved\n", len(tr.Result().Adopted), moved)
 	}
 
-	w, err := watchJob(watch, h, job)
+	w, err := watchJob(watch, job)
 	if err == nil && w.pjob != nil {
 		for _, t := range targets {
 			if err = w.pjob.AddMainPidfd(t.PID, t.PidFD()); err != nil {
