@@ -212,15 +212,15 @@ func (j *Job) applyV1(res *Resources) error {
 		} else {
 			if s.dev != nil {
 				old = s.dev.String() + " " + v1DeviceValue(old, *s.dev)
-			} else if strings.HasPrefix(s.file, "memory.") && strings.HasSuffix(s.file, "_in_bytes") {
-				if n, perr := strconv.ParseUint(old, 10, 64); perr == nil && n >= v1Unlimited {
-					old = "-1"
-				}
+			} else {
+				old = v1Normalize(old)
 			}
 			// Raising memory.limit_in_bytes above memory.memsw's limit is
-			// refused; memsw is written right after, so raise it first.
+			// refused; memsw is written right after, so lift it first.
 			if s.file == "memory.limit_in_bytes" {
-				_ = vd.d.write("memory.memsw.limit_in_bytes", "-1")
+				if prev, rerr := vd.d.read("memory.memsw.limit_in_bytes"); rerr == nil && vd.d.write("memory.memsw.limit_in_bytes", "-1") == nil {
+					done = append(done, undo{vd.d, "memory.memsw.limit_in_bytes", v1Normalize(prev)})
+				}
 			}
 			if err = vd.d.write(s.file, s.value); err != nil {
 				err = fmt.Errorf("the kernel rejected a limit: %w", err)
@@ -238,6 +238,15 @@ func (j *Job) applyV1(res *Resources) error {
 		done = append(done, undo{vd.d, s.file, old})
 	}
 	return nil
+}
+
+// v1Normalize turns the huge number a v1 memory file reads when it has no
+// limit back into the -1 that sets none.
+func v1Normalize(v string) string {
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil && n >= v1Unlimited {
+		return "-1"
+	}
+	return v
 }
 
 // v1DeviceValue returns dev's value in a blkio throttle file ("0": none).
