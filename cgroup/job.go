@@ -187,15 +187,8 @@ func (j *Job) ReadFile(name string) (string, error) {
 // usage_usec; cpuacct.usage on v1).
 func (j *Job) CPUUsage() (time.Duration, error) {
 	if j.v1 != nil {
-		s, err := j.ReadFile("cpuacct.usage")
-		if err != nil {
-			return 0, err
-		}
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("cpuacct.usage of job %s: %q is not a number", j.path, s)
-		}
-		return time.Duration(n), nil
+		n, err := j.readUint("cpuacct.usage")
+		return time.Duration(n), err
 	}
 	kv, err := j.keyed("cpu.stat")
 	if err != nil {
@@ -208,13 +201,26 @@ func (j *Job) CPUUsage() (time.Duration, error) {
 	return time.Duration(us) * time.Microsecond, nil
 }
 
+// MemoryCurrent returns the memory charged to the job now (memory.current;
+// memory.usage_in_bytes on v1).
+func (j *Job) MemoryCurrent() (uint64, error) {
+	if j.v1 != nil {
+		return j.readUint("memory.usage_in_bytes")
+	}
+	return j.readUint("memory.current")
+}
+
 // MemoryPeak returns the most memory the job has used (memory.peak, Linux
 // 5.19+; memory.max_usage_in_bytes on v1).
 func (j *Job) MemoryPeak() (uint64, error) {
-	file := "memory.peak"
 	if j.v1 != nil {
-		file = "memory.max_usage_in_bytes"
+		return j.readUint("memory.max_usage_in_bytes")
 	}
+	return j.readUint("memory.peak")
+}
+
+// readUint reads an interface file that holds one number.
+func (j *Job) readUint(file string) (uint64, error) {
 	s, err := j.ReadFile(file)
 	if err != nil {
 		return 0, err
@@ -283,6 +289,16 @@ func ioMaxLine(content string, dev Device) string {
 		}
 	}
 	return dev.String() + " rbps=max wbps=max riops=max wiops=max"
+}
+
+// EventsFile returns the file that changes (inotify IN_MODIFY) when the job
+// empties or freezes, cgroup.events, and false on cgroup v1, which has
+// none.
+func (j *Job) EventsFile() (string, bool) {
+	if j.v1 != nil {
+		return "", false
+	}
+	return filepath.Join(j.path, "cgroup.events"), true
 }
 
 // Events returns the keys of cgroup.events (populated, frozen).

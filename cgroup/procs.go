@@ -19,7 +19,14 @@ func (h *Hierarchy) Path(rel string) string {
 
 // CgroupOf returns the cgroup v2 path of pid relative to the mount, as
 // /proc/PID/cgroup shows it.
+//
+// On cgroup v1 it returns a placement instead: the process's cgroup in each
+// hierarchy rsup uses, which Move and the other methods taking a cgroup
+// accept the same way.
 func (h *Hierarchy) CgroupOf(pid int) (string, error) {
+	if h.v1 != nil {
+		return h.placementOf(pid)
+	}
 	return ReadProcCgroup(h.procDir, pid)
 }
 
@@ -41,11 +48,17 @@ func ReadProcCgroup(proc string, pid int) (string, error) {
 // Move writes pid into the cgroup.procs of the cgroup at rel (relative to
 // the mount). All threads of the process move with it.
 func (h *Hierarchy) Move(rel string, pid int) error {
+	if h.v1 != nil {
+		return h.moveV1(rel, pid)
+	}
 	return writeFileAt(filepath.Join(h.Path(rel), "cgroup.procs"), strconv.Itoa(pid))
 }
 
 // Rel returns the path of job's cgroup relative to the mount.
 func (h *Hierarchy) Rel(j *Job) string {
+	if h.v1 != nil {
+		return h.jobPlacement(j)
+	}
 	r, err := filepath.Rel(h.mount, j.path)
 	if err != nil {
 		return j.path
@@ -57,6 +70,11 @@ func (h *Hierarchy) Rel(j *Job) string {
 // the cgroup rel, if any: rel itself or one of its ancestors carries an
 // owner mark of a process that still runs.
 func (h *Hierarchy) JobOwning(rel string) (string, Owner, bool) {
+	if h.v1 != nil {
+		// cgroup v1 keeps no owner marks: the job of a live rsup cannot
+		// be told from any other cgroup.
+		return "", Owner{}, false
+	}
 	for p := h.Path(rel); strings.HasPrefix(p, h.mount) && p != h.mount; p = filepath.Dir(p) {
 		o, err := readOwner(p)
 		if err == nil && o.alive(h.proc) {
@@ -71,6 +89,9 @@ func (h *Hierarchy) JobOwning(rel string) (string, Owner, bool) {
 // destination and of their common ancestor. It names the first file it
 // may not write.
 func (h *Hierarchy) CanMove(rel string, j *Job) error {
+	if h.v1 != nil {
+		return h.canMoveV1(rel, j)
+	}
 	src := h.Path(rel)
 	files := []string{filepath.Join(src, "cgroup.procs"), filepath.Join(h.root, "cgroup.procs")}
 	if j != nil {

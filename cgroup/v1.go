@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // On hosts whose controllers are bound to cgroup v1 hierarchies (hybrid
@@ -33,6 +35,9 @@ type v1Hierarchy struct {
 	roots map[string]string // v1 controller -> rsup's root directory in its hierarchy
 	// cgPaths are the roots as /proc/PID/cgroup shows them.
 	cgPaths map[string]string
+	// mounts are the hierarchies' mount points and the cgroup each shows
+	// at its top (not / in a container).
+	mounts, mountRoots map[string]string
 }
 
 // v1Mount finds the cgroup v1 mount that holds controller.
@@ -69,7 +74,7 @@ func openV1(h *Hierarchy, cfg Config, mounts []*procfs.MountInfo, own []procfs.C
 		}
 		wanted = append(wanted, v1...)
 	}
-	h.v1 = &v1Hierarchy{roots: map[string]string{}, cgPaths: map[string]string{}}
+	h.v1 = &v1Hierarchy{roots: map[string]string{}, cgPaths: map[string]string{}, mounts: map[string]string{}, mountRoots: map[string]string{}}
 	var missingCtl []string
 	for _, c := range wanted {
 		m, ok := v1Mount(mounts, c)
@@ -90,6 +95,7 @@ func openV1(h *Hierarchy, cfg Config, mounts []*procfs.MountInfo, own []procfs.C
 		rel := strings.TrimPrefix(path, m.Root)
 		h.v1.roots[c] = filepath.Join(m.MountPoint, rel, rootName)
 		h.v1.cgPaths[c] = filepath.Join("/", path, rootName)
+		h.v1.mounts[c], h.v1.mountRoots[c] = m.MountPoint, m.Root
 	}
 	if len(missingCtl) > 0 {
 		return fmt.Errorf("%w: no cgroup v1 hierarchy has controller(s) %s (host cgroup mode: %s)", ErrNoCgroup, strings.Join(missingCtl, ", "), h.mode)
@@ -132,3 +138,103 @@ func (v *v1Hierarchy) distinct() []string {
 // ErrNoCgroup is returned when neither cgroup v2 nor cgroup v1 offers the
 // controllers rsup needs.
 var ErrNoCgroup = errors.New("no usable cgroup controllers")
+
+// A placement is where a process is on cgroup v1: its cgroup in each
+// hierarchy rsup uses, as "ctl:/path;ctl:/path" in controller order.
+
+// placementOf reads pid's placement from /proc/PID/cgroup.
+func (h *Hierarchy) placementOf(pid int) (string, error) {
+	b, err := os.ReadFile(filepath.Join(h.procDir, strconv.Itoa(pid), "cgroup"))
+	if err != nil {
+		return "", err
+	}
+	paths := map[string]string{}
+	for line := range strings.Lines(string(b)) {
+		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(f[1], ",") {
+			if _, ok := h.v1.roots[c]; ok {
+				paths[c] = f[2]
+			}
+		}
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(h.v1.roots)) {
+		p, ok := paths[c]
+		if !ok {
+			return "", fmt.Errorf("pid %d is in no %s cgroup (%s/%d/cgroup)", pid, c, h.procDir, pid)
+		}
+		parts = append(parts, c+":"+p)
+	}
+	return strings.Join(parts, ";"), nil
+}
+
+// jobPlacement is the placement of a process in job j.
+func (h *Hierarchy) jobPlacement(j *Job) string {
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(h.v1.roots)) {
+		parts = append(parts, c+":"+filepath.Join(h.v1.cgPaths[c], j.name))
+	}
+	return strings.Join(parts, ";")
+}
+
+// placementDirs turns a placement into the cgroup directory per hierarchy.
+func (h *Hierarchy) placementDirs(placement string) (map[string]string, error) {
+	dirs := map[string]string{}
+	for _, part := range strings.Split(placement, ";") {
+		c, p, ok := strings.Cut(part, ":")
+		mount, known := h.v1.mounts[c]
+		if !ok || !known {
+			return nil, fmt.Errorf("%q is not a cgroup v1 placement of this host", placement)
+		}
+		dirs[c] = filepath.Join(mount, strings.TrimPrefix(p, h.v1.mountRoots[c]))
+	}
+	return dirs, nil
+}
+
+// moveV1 writes pid into its cgroup of placement in every hierarchy.
+// Co-mounted controllers share a directory, written once.
+func (h *Hierarchy) moveV1(placement string, pid int) error {
+	dirs, err := h.placementDirs(placement)
+	if err != nil {
+		return err
+	}
+	done := map[string]bool{}
+	for _, c := range slices.Sorted(maps.Keys(dirs)) {
+		d := dirs[c]
+		if done[d] {
+			continue
+		}
+		done[d] = true
+		if err := writeFileAt(filepath.Join(d, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// canMoveV1 checks write access to cgroup.procs of the source and of the
+// destination in every hierarchy (v1 asks no more than that of root).
+func (h *Hierarchy) canMoveV1(placement string, j *Job) error {
+	src, err := h.placementDirs(placement)
+	if err != nil {
+		return err
+	}
+	var files []string
+	for _, c := range slices.Sorted(maps.Keys(src)) {
+		files = append(files, filepath.Join(src[c], "cgroup.procs"), filepath.Join(h.v1.roots[c], "cgroup.procs"))
+	}
+	if j != nil {
+		for _, vd := range j.v1.dirs {
+			files = append(files, filepath.Join(vd.path, "cgroup.procs"))
+		}
+	}
+	for _, f := range files {
+		if err := unix.Access(f, unix.W_OK); err != nil {
+			return fmt.Errorf("no write permission on %s (%v): moving a process on cgroup v1 needs write access to cgroup.procs of its cgroup and of the job in every hierarchy", f, err)
+		}
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
@@ -204,14 +205,22 @@ func (tr *Tracker) Wait(ctx context.Context) (os.Signal, error) {
 	}
 	defer stop()
 	var ino int = -1
+	// Without a file that says when the job empties (cgroup v1), its
+	// emptiness is checked every pollEmpty.
+	timeout := -1
 	if tr.cfg.Job != nil {
-		ino, err = unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
-		if err != nil {
-			return nil, fmt.Errorf("inotify for %s: %w", tr.cfg.Job.Path(), err)
-		}
-		defer unix.Close(ino)
-		if _, err := unix.InotifyAddWatch(ino, filepath.Join(tr.cfg.Job.Path(), "cgroup.events"), unix.IN_MODIFY); err != nil {
-			return nil, fmt.Errorf("watch %s/cgroup.events: %w", tr.cfg.Job.Path(), err)
+		events, ok := tr.cfg.Job.EventsFile()
+		if !ok {
+			timeout = int(pollEmpty.Milliseconds())
+		} else {
+			ino, err = unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+			if err != nil {
+				return nil, fmt.Errorf("inotify for %s: %w", tr.cfg.Job.Path(), err)
+			}
+			defer unix.Close(ino)
+			if _, err := unix.InotifyAddWatch(ino, events, unix.IN_MODIFY); err != nil {
+				return nil, fmt.Errorf("watch %s: %w", events, err)
+			}
 		}
 	}
 	buf := make([]byte, 4096)
@@ -231,7 +240,7 @@ func (tr *Tracker) Wait(ctx context.Context) (os.Signal, error) {
 		if ino >= 0 {
 			fds = append(fds, unix.PollFd{Fd: int32(ino), Events: unix.POLLIN})
 		}
-		if _, err := unix.Poll(fds, -1); err != nil && !errors.Is(err, unix.EINTR) {
+		if _, err := unix.Poll(fds, timeout); err != nil && !errors.Is(err, unix.EINTR) {
 			return nil, fmt.Errorf("poll pidfds: %w", err)
 		}
 		for i, t := range live {
@@ -249,6 +258,9 @@ func (tr *Tracker) Wait(ctx context.Context) (os.Signal, error) {
 		}
 	}
 }
+
+// pollEmpty is how often Wait checks a job that cannot say when it empties.
+const pollEmpty = 100 * time.Millisecond
 
 // jobEmpty reports whether no process is left in the job cgroup (always
 // true without one).

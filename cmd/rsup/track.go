@@ -145,10 +145,8 @@ func trackAction(c *cli.Context) error {
 		return usageError(errors.Join(err, rerr, job.Remove(5*time.Second)))
 	}
 	current := "unknown"
-	if v, err := job.ReadFile("memory.current"); err == nil {
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-			current = humanBytes(n)
-		}
+	if n, err := job.MemoryCurrent(); err == nil {
+		current = humanBytes(n)
 	}
 	for _, t := range tr.Result().Adopted {
 		fmt.Fprintf(os.Stderr, "rsup: adopted pid %d (%s, %d thread(s)) from %s into job %s; its VmRSS of %s stays charged to %s\n",
