@@ -224,7 +224,7 @@ func (h *Hierarchy) canMoveV1(placement string, j *Job) error {
 	}
 	var files []string
 	for _, c := range slices.Sorted(maps.Keys(src)) {
-		files = append(files, filepath.Join(src[c], "cgroup.procs"), filepath.Join(h.v1.roots[c], "cgroup.procs"))
+		files = append(files, filepath.Join(src[c], "cgroup.procs"))
 	}
 	if j != nil {
 		for _, vd := range j.v1.dirs {

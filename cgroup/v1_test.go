@@ -284,6 +284,34 @@ func TestOpenV1(t *testing.T) {
 	}
 	_, err = Open(Config{CgroupFS: host.cgfs, ProcFS: host.proc, fsType: host.fsType, Version: 3})
 	errorContains(t, err, "want 1, 2")
+
+	// A process's placement, and a move to it, cover every hierarchy;
+	// co-mounted cpu and cpuacct are written once.
+	writeFiles(t, host.proc, map[string]string{"77/cgroup": "8:freezer:/f\n7:blkio:/\n5:pids:/p\n4:memory:/process_api/abc/m\n2:cpu,cpuacct:/c\n0::/\n"})
+	for _, d := range []string{"freezer/f", "blkio", "pids/p", "memory/process_api/abc/m", "cpu,cpuacct/c"} {
+		writeFiles(t, filepath.Join(host.cgfs, d), map[string]string{"cgroup.procs": ""})
+	}
+	pl, err := h.CgroupOf(77)
+	if want := "blkio:/;cpu:/c;cpuacct:/c;freezer:/f;memory:/process_api/abc/m;pids:/p"; err != nil || pl != want {
+		t.Fatalf("CgroupOf = %q, %v; want %q", pl, err, want)
+	}
+	if err := h.Move(pl, 77); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"freezer/f", "blkio", "pids/p", "memory/process_api/abc/m", "cpu,cpuacct/c"} {
+		if got := readTestFile(t, filepath.Join(host.cgfs, d, "cgroup.procs")); got != "77" {
+			t.Errorf("%s/cgroup.procs = %q after the move", d, got)
+		}
+	}
+	if err := h.Move("memory:/x;bogus:/", 77); err == nil {
+		t.Error("Move accepted a placement naming an unknown hierarchy")
+	}
+	if err := h.CanMove(pl, nil); err != nil {
+		t.Errorf("CanMove: %v", err)
+	}
+	if got := h.Rel(&Job{name: "j"}); got != "blkio:/rsup/j;cpu:/rsup/j;cpuacct:/rsup/j;freezer:/rsup/j;memory:/process_api/abc/rsup/j;pids:/rsup/j" {
+		t.Errorf("Rel = %q", got)
+	}
 }
 
 // Without the pids hierarchy, Open names what is missing.
