@@ -75,6 +75,18 @@ func (h *Hierarchy) Root() string { return h.root }
 // Mount returns the cgroup2 mount point.
 func (h *Hierarchy) Mount() string { return h.mount }
 
+// Features that not every cgroup version has.
+const (
+	FeatureMemoryHigh = "memory.high" // a throttling threshold below the hard limit
+	FeaturePSI        = "psi"         // pressure stall information per job
+)
+
+// Supports tells whether jobs of this hierarchy have a feature: cgroup v1
+// has neither memory.high nor pressure files per cgroup.
+func (h *Hierarchy) Supports(feature string) bool {
+	return h.v1 == nil
+}
+
 // Enabled returns the controllers available to job cgroups.
 func (h *Hierarchy) Enabled() []string { return slices.Clone(h.enabled) }
 

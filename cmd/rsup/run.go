@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rsup/rsup/cgroup"
+	"github.com/rsup/rsup/policy"
 	"github.com/rsup/rsup/supervisor"
 )
 
@@ -77,6 +78,9 @@ func runAction(c *cli.Context) error {
 	h, err := openHierarchy(c, logf)
 	if err != nil {
 		return err
+	}
+	if err := checkPolicyOn(h, pol); err != nil {
+		return policyError(fmt.Errorf("%w: %w", policy.ErrInvalid, err))
 	}
 	job, err := h.NewJob(name, res)
 	if err != nil {

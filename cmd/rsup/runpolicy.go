@@ -41,6 +41,29 @@ func loadPolicy(c *cli.Context) (*policy.Policy, error) {
 	return p, nil
 }
 
+// checkPolicyOn refuses a policy that needs what the host's cgroups lack,
+// rather than letting its rules never fire or fail when they do.
+func checkPolicyOn(h *cgroup.Hierarchy, p *policy.Policy) error {
+	if p == nil {
+		return nil
+	}
+	var errs []error
+	for _, r := range p.Rules() {
+		switch r.Resource {
+		case monitor.CPUPressure, monitor.MemoryPressure, monitor.IOPressure:
+			if !h.Supports(cgroup.FeaturePSI) {
+				errs = append(errs, fmt.Errorf("%s: rule %q watches %s, but this host's cgroups (v1) have no pressure stall information per job: drop the rule, or run on a cgroup v2 host", p.File(), r.Name, r.Resource))
+			}
+		}
+		for _, a := range r.Actions {
+			if t, ok := a.(policy.ThrottleAction); ok && t.MemoryHigh != nil && !h.Supports(cgroup.FeatureMemoryHigh) {
+				errs = append(errs, fmt.Errorf("%s: rule %q throttles memory_high, which is cgroup v2 only (v1 has no threshold below the hard limit): throttle cpu or io instead, or run on a cgroup v2 host", p.File(), r.Name))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // mergeLimits returns the policy's limits with those given as flags in
 // their place. io limits are merged per device and per field.
 func mergeLimits(file, flags *cgroup.Resources) *cgroup.Resources {

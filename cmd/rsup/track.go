@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rsup/rsup/cgroup"
+	"github.com/rsup/rsup/policy"
 	"github.com/rsup/rsup/supervisor"
 )
 
@@ -91,6 +92,9 @@ func trackAction(c *cli.Context) error {
 	if !noMove {
 		if h, err = openHierarchy(c, logf); err != nil {
 			return err
+		}
+		if err := checkPolicyOn(h, pol); err != nil {
+			return policyError(fmt.Errorf("%w: %w", policy.ErrInvalid, err))
 		}
 	}
 	targets, err := openTargets(proc, h, pids)
