@@ -132,10 +132,16 @@ func Open(cfg Config) (*Hierarchy, error) {
 		}
 		return h, nil
 	}
+	relativeRoot := cfg.Root != "" && !filepath.IsAbs(cfg.Root)
 	switch cfg.Version {
 	case 1:
 		return openV1Here()
-	case 0, 2:
+	case 0:
+		// A relative root is a cgroup v1 root (below rsup's own cgroup).
+		if relativeRoot && (h.mode == ModeHybrid || h.mode == ModeLegacy) {
+			return openV1Here()
+		}
+	case 2:
 	default:
 		return nil, fmt.Errorf("cgroup version %d: want 1, 2, or 0 for the host's own", cfg.Version)
 	}
@@ -350,7 +356,7 @@ func intersect(a, b []string) []string {
 func modeHint(m Mode) string {
 	switch m {
 	case ModeHybrid, ModeLegacy:
-		return ". On this host cpu, memory, io and pids are bound to cgroup v1 hierarchies under /sys/fs/cgroup/<controller>; rsup enforces limits through cgroup v2 only: boot the host with systemd.unified_cgroup_hierarchy=1 (cgroup_no_v1=all), or run rsup in a VM or container with cgroup v2"
+		return ". On this host cpu, memory, io and pids are bound to cgroup v1 hierarchies under /sys/fs/cgroup/<controller>: use --cgroup-version auto or 1 to enforce through them, or boot the host with systemd.unified_cgroup_hierarchy=1 for cgroup v2"
 	case ModeNone:
 		return ". Mount cgroup2 (mount -t cgroup2 none /sys/fs/cgroup)"
 	}

@@ -266,7 +266,8 @@ func TestOpenV1(t *testing.T) {
 		t.Errorf("Root = %s", got)
 	}
 
-	h2, err := Open(Config{CgroupFS: host.cgfs, ProcFS: host.proc, fsType: host.fsType, Version: 1, Root: "ci/jobs"})
+	// A relative root is a v1 root, also when the version is left to Open.
+	h2, err := Open(Config{CgroupFS: host.cgfs, ProcFS: host.proc, fsType: host.fsType, Root: "ci/jobs"})
 	if err != nil {
 		t.Fatal(err)
 	}

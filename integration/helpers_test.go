@@ -234,6 +234,14 @@ func runHelper(mode string, args []string) int {
 		return sigRecMid(arg(0))
 	case "sig-rec":
 		return sigRec(arg(0))
+	case "cgroups-v1":
+		// Print every line of /proc/self/cgroup (all hierarchies), then
+		// start N children at once that print theirs (v1_test.go).
+		return v1CgroupsHelper(arg(0))
+	case "files-v1":
+		// Print cgroup v1 interface files of this process's own
+		// directories, found through /proc/self/cgroup (v1_test.go).
+		return v1FilesHelper(args)
 	default:
 		return fail(errors.New("unknown helper mode"))
 	}

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -309,7 +310,16 @@ func TestExitStatuses(t *testing.T) {
 // 8. Each forwarded signal reaches the command exactly once.
 func TestSignalsForwardedOnce(t *testing.T) {
 	root := requireV2(t)
-	cmd := exec.Command(rsupBin, append([]string{"run", "-v", "--cgroup-root", root, "--"}, helper("signals")...)...)
+	got := checkSignalsForwardedOnce(t, exec.Command(rsupBin, append([]string{"run", "-v", "--cgroup-root", root, "--"}, helper("signals")...)...))
+	t.Logf("measured: arrivals per signal sent to rsup: %v", got)
+}
+
+// checkSignalsForwardedOnce starts cmd, an rsup running the signals helper,
+// sends it each forwarded signal and SIGURG and SIGCHLD, and checks that
+// the first arrive exactly once and the last two never. It returns the
+// arrivals by signal name.
+func checkSignalsForwardedOnce(t *testing.T, cmd *exec.Cmd) map[string]int {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -319,29 +329,27 @@ func TestSignalsForwardedOnce(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	abort := func(format string, a ...any) {
+		t.Helper()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf(format+"; stderr:\n%s", append(a, stderr.String())...)
+	}
 	lines := make(chan string, 64)
 	go func() {
-		buf := make([]byte, 4096)
-		var acc string
-		for {
-			n, err := stdout.Read(buf)
-			acc += string(buf[:n])
-			for {
-				i := strings.IndexByte(acc, '\n')
-				if i < 0 {
-					break
-				}
-				lines <- acc[:i]
-				acc = acc[i+1:]
-			}
-			if err != nil {
-				close(lines)
-				return
-			}
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
 		}
+		close(lines)
 	}()
-	if l := <-lines; l != "ready" {
-		t.Fatalf("helper said %q, want ready", l)
+	select {
+	case l := <-lines:
+		if l != "ready" {
+			abort("helper said %q, want ready", l)
+		}
+	case <-time.After(30 * time.Second):
+		abort("the helper did not get ready")
 	}
 	sigs := []unix.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGURG, unix.SIGCHLD, unix.SIGTERM}
 	got := map[string]int{}
@@ -356,7 +364,7 @@ func TestSignalsForwardedOnce(t *testing.T) {
 		case l := <-lines:
 			got[strings.TrimPrefix(l, "got ")]++
 		case <-time.After(10 * time.Second):
-			t.Fatalf("%v did not arrive", s)
+			abort("%v did not arrive", s)
 		}
 	}
 	for l := range lines {
@@ -376,7 +384,7 @@ func TestSignalsForwardedOnce(t *testing.T) {
 			t.Errorf("%s arrived %d times, want %d", unix.SignalName(s), got[unix.SignalName(s)], want)
 		}
 	}
-	t.Logf("measured: arrivals per signal sent to rsup: %v", got)
+	return got
 }
 
 func lastLine(s string) string {

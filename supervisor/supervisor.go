@@ -286,6 +286,26 @@ func (s *run) reap() {
 	}
 }
 
+// reapLeftovers waits, briefly, for the last children of a subreaper: a
+// process counts as gone from its cgroup a moment before it becomes a
+// zombie, so the job can read empty while its killed processes still wait
+// to be reaped, and without this they would be left to init as zombies.
+func (s *run) reapLeftovers() {
+	if !s.cfg.Subreaper {
+		return
+	}
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		switch {
+		case errors.Is(err, unix.EINTR), err == nil && pid > 0:
+			continue // reaped one; look for more at once
+		case err != nil:
+			return // ECHILD: no children left
+		}
+	}
+}
+
 // finish kills what the command left in its cgroup, collects the job's
 // figures and removes the cgroup.
 func (s *run) finish() (*Result, error) {
@@ -312,6 +332,7 @@ func (s *run) finish() (*Result, error) {
 	if err := s.job.WaitEmpty(s.cfg.Teardown, s.reap); err != nil {
 		errs = append(errs, err)
 	}
+	s.reapLeftovers()
 	// The usage is read after the leftovers are gone, so it includes them.
 	if d, err := s.job.CPUUsage(); err == nil {
 		s.res.CPU = &d
