@@ -97,7 +97,9 @@ func ExampleMonitor_OnState() {
 	// Every host is "critical" against these thresholds.
 	_ = m.SetThresholds(monitor.Memory, monitor.Thresholds{Warning: 1e-9, Critical: 2e-9})
 	unregister := m.OnState(monitor.Critical, func(e monitor.Event) {
-		fmt.Printf("%s: %s -> %s\n", e.Usage.Resource, e.From, e.To)
+		if e.Usage.Resource == monitor.Memory { // a busy host's cpu may be critical too
+			fmt.Printf("%s: %s -> %s\n", e.Usage.Resource, e.From, e.To)
+		}
 	})
 	_ = m.SampleNow()
 	unregister()

@@ -302,16 +302,22 @@ func missingKeys(seen int, keys ...string) string {
 // line is checked for shape, so a damaged file is not mistaken for a good
 // one; a missing inactive_file is an error (it is there since Linux 4.5).
 func parseMemoryStatInactiveFile(data []byte) (uint64, error) {
+	return parseMemoryStatKey(data, "inactive_file")
+}
+
+// parseMemoryStatKey returns key's value from a memory.stat (v2's, or v1's
+// whose hierarchical figures are total_*), checking every line's shape.
+func parseMemoryStatKey(data []byte, key string) (uint64, error) {
 	var (
 		v     uint64
 		found bool
 	)
 	for line, rest, ok := nextLine(data); ok; line, rest, ok = nextLine(rest) {
-		key, n, err := parseKeyValueLine(line)
+		k, n, err := parseKeyValueLine(line)
 		if err != nil {
 			return 0, err
 		}
-		if string(key) == "inactive_file" {
+		if string(k) == key {
 			if found {
 				return 0, malformed(line, "duplicate key")
 			}
@@ -319,7 +325,7 @@ func parseMemoryStatInactiveFile(data []byte) (uint64, error) {
 		}
 	}
 	if !found {
-		return 0, fmt.Errorf("%w: memory.stat has no inactive_file", ErrMalformed)
+		return 0, fmt.Errorf("%w: memory.stat has no %s", ErrMalformed, key)
 	}
 	return v, nil
 }

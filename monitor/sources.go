@@ -27,6 +27,13 @@ type Options struct {
 	// Cgroup is the directory of a job cgroup to monitor; empty means the
 	// host.
 	Cgroup string
+	// CgroupV1 is, for a job on a cgroup v1 or hybrid host, the job's
+	// directory in each v1 hierarchy by controller name ("cpu",
+	// "cpuacct", "memory", "pids", "blkio"; see NewCgroupV1Reader). When
+	// it is set the monitor samples these directories and does not read
+	// Cgroup. Events then wakes the monitor on OOM only, and PSITriggers
+	// are ignored: v1 has no pressure files.
+	CgroupV1 map[string]string
 	// MemoryStat also reads memory.stat for the working set. It is the
 	// most expensive file to read, so it is off by default.
 	MemoryStat bool
@@ -75,14 +82,27 @@ func New(o Options) (*Monitor, error) {
 	}
 	var src source = &hostSource{host: host, disk: o.DiskPath, prev: first}
 	var w *watcher
-	if o.Cgroup != "" {
-		cg, err := NewCgroupReader(o.Cgroup, CgroupReadOptions{MemoryStat: o.MemoryStat})
+	if o.Cgroup != "" || len(o.CgroupV1) > 0 {
+		cg, err := openJobCgroup(o)
 		if err != nil {
 			return nil, err
 		}
 		js := &jobSource{cg: cg, disk: o.DiskPath, cpus: first.CPUs, memTotal: first.MemTotal, pidMax: pidMax(o.Proc)}
 		js.writeCap.Store(o.WriteCap)
-		if o.Events {
+		if len(o.CgroupV1) > 0 && len(o.PSITriggers) > 0 && o.Logger != nil {
+			o.Logger.Warn("PSI triggers need cgroup v2: ignored, and pressure is not sampled", "triggers", len(o.PSITriggers))
+		}
+		if o.Events && len(o.CgroupV1) > 0 {
+			// OOM notification through memory.oom_control; a job
+			// without a memory hierarchy gets a watcher that never
+			// fires.
+			w, err = newWatcherV1(o.CgroupV1["memory"])
+			if err != nil {
+				cg.Close()
+				return nil, err
+			}
+			js.watcher = w
+		} else if o.Events {
 			w, err = newWatcher(o.Cgroup, o.PSITriggers)
 			if err != nil && len(o.PSITriggers) > 0 {
 				// Kernels without PSI (CONFIG_PSI off, or psi=0 as
@@ -107,6 +127,34 @@ func New(o Options) (*Monitor, error) {
 		m.wake = w.wake
 	}
 	return m, nil
+}
+
+// cgroupSampler reads a job's cgroup: a *CgroupReader on cgroup v2, a
+// *CgroupV1Reader on v1.
+type cgroupSampler interface {
+	Read(now time.Time) (CgroupSample, error)
+	Path() string
+	Close() error
+}
+
+// openJobCgroup opens the reader of the job cgroup o names: its v1
+// directories where given, else its v2 directory.
+func openJobCgroup(o Options) (cgroupSampler, error) {
+	// Each branch returns a nil interface on failure, never an
+	// interface holding a nil pointer.
+	opts := CgroupReadOptions{MemoryStat: o.MemoryStat}
+	if len(o.CgroupV1) > 0 {
+		r, err := NewCgroupV1Reader(o.CgroupV1, opts)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	r, err := NewCgroupReader(o.Cgroup, opts)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // pidMax is the kernel's pid_max, the bound of an unlimited pids.max.
@@ -152,7 +200,7 @@ func (s *hostSource) close() error { return nil }
 
 // jobSource samples a job cgroup.
 type jobSource struct {
-	cg       *CgroupReader
+	cg       cgroupSampler
 	watcher  *watcher
 	disk     string
 	cpus     int

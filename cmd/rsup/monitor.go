@@ -167,7 +167,7 @@ func watchJob(s *watchSettings, job *cgroup.Job) (*jobWatch, error) {
 	logger := s.logger.With("job", job.Name())
 	writeCap := s.writeCap
 	m, err := monitor.New(monitor.Options{
-		Interval: s.interval, Cgroup: job.Path(), DiskPath: s.diskPath, Events: true, History: s.history,
+		Interval: s.interval, Cgroup: job.Path(), CgroupV1: job.V1Dirs(), DiskPath: s.diskPath, Events: true, History: s.history,
 		PSITriggers: pressureTriggers(s.pol),
 		Logger:      logger,
 	})
