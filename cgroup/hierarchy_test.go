@@ -73,9 +73,13 @@ func hybridHost(t *testing.T, files map[string]string) fakeHost {
 		mount: mount,
 		proc:  fakeProcFS(t, os.Getpid(), 4242, mi),
 		fsType: fakeFSType(map[string]int64{
-			cgfs:                          unix.TMPFS_MAGIC,
-			mount:                         unix.CGROUP2_SUPER_MAGIC,
-			filepath.Join(cgfs, "memory"): unix.CGROUP_SUPER_MAGIC,
+			cgfs:                               unix.TMPFS_MAGIC,
+			mount:                              unix.CGROUP2_SUPER_MAGIC,
+			filepath.Join(cgfs, "memory"):      unix.CGROUP_SUPER_MAGIC,
+			filepath.Join(cgfs, "cpu,cpuacct"): unix.CGROUP_SUPER_MAGIC,
+			filepath.Join(cgfs, "pids"):        unix.CGROUP_SUPER_MAGIC,
+			filepath.Join(cgfs, "blkio"):       unix.CGROUP_SUPER_MAGIC,
+			filepath.Join(cgfs, "freezer"):     unix.CGROUP_SUPER_MAGIC,
 		}),
 	}
 }

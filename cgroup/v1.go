@@ -78,6 +78,13 @@ func openV1(h *Hierarchy, cfg Config, mounts []*procfs.MountInfo, own []procfs.C
 	var missingCtl []string
 	for _, c := range wanted {
 		m, ok := v1Mount(mounts, c)
+		if ok {
+			// The mount table also lists mounts that another one now
+			// hides (an empty tmpfs over /sys/fs/cgroup).
+			if t, err := cfg.fsType(m.MountPoint); err != nil || t != cgroup1Magic {
+				ok = false
+			}
+		}
 		if !ok {
 			if c != "freezer" {
 				missingCtl = append(missingCtl, c)

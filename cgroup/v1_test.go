@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // v1Defaults are the files of a fresh cgroup v1 job directory in each
@@ -332,5 +334,25 @@ func TestOpenV1Missing(t *testing.T) {
 	errorContains(t, err, "controller(s) pids", "host cgroup mode: hybrid")
 	if !errors.Is(err, ErrNoCgroup2) || !errors.Is(err, ErrNoCgroup) {
 		t.Errorf("error %v: want both the v2 and the v1 reasons", err)
+	}
+}
+
+// A v1 mount that the mount table lists but another mount hides (its
+// directory is no cgroup file system) does not count.
+func TestOpenV1HiddenMount(t *testing.T) {
+	t.Parallel()
+	host := hybridHost(t, map[string]string{"cgroup.controllers": "", "cgroup.subtree_control": ""})
+	writeFiles(t, host.proc, map[string]string{strconv.Itoa(os.Getpid()) + "/cgroup": "0::/\n"})
+	hidden := host.fsType
+	host.fsType = func(path string) (int64, error) {
+		if path == filepath.Join(host.cgfs, "pids") {
+			return unix.TMPFS_MAGIC, nil
+		}
+		return hidden(path)
+	}
+	_, err := Open(Config{CgroupFS: host.cgfs, ProcFS: host.proc, fsType: host.fsType, Version: 1})
+	errorContains(t, err, "controller(s) pids")
+	if _, err := os.Stat(filepath.Join(host.cgfs, "pids", "rsup")); err == nil {
+		t.Error("a root was made in the hidden mount's directory")
 	}
 }

@@ -750,3 +750,100 @@ func TestV1AutoRelativeRoot(t *testing.T) {
 	checkNoJobDirs(t, dirs)
 	t.Logf("measured: auto picked cgroup v1, the command's memory cgroup %s, wall %v", found, r.wall.Round(time.Millisecond))
 }
+
+// pidLayout returns pid's cgroup path by v1 controller.
+func pidLayout(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for line := range strings.Lines(string(b)) {
+		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(f) == 3 {
+			for _, c := range strings.Split(f[1], ",") {
+				out[c] = f[2]
+			}
+		}
+	}
+	return out
+}
+
+// rsup track on cgroup v1: a running process is moved into the job in
+// every hierarchy, with its limits, and Ctrl-C puts it back where it was
+// in each.
+func TestV1Track(t *testing.T) {
+	rel, dirs := requireV1(t)
+	sleeper := startHelper(t, "sleep", "60s")
+	pid := sleeper.Process.Pid
+	before := pidLayout(t, pid)
+	b := startRsup(t, append(append([]string{"track"}, v1Version...), "--cgroup-root", rel, "--name", "adopt",
+		"--memory", "96M", "--pids", "50", "--cpu", "50%", strconv.Itoa(pid))...)
+	b.waitFor(t, "memory.current starts at")
+	in := pidLayout(t, pid)
+	moved := 0
+	for _, c := range []string{"cpu", "cpuacct", "memory", "pids", "blkio", "freezer"} {
+		want := filepath.Join(before[c], rel, "adopt")
+		if c != "memory" {
+			// rsup nests under its own cgroup, which is this test's.
+			want = filepath.Join(readOwnPath(t, c), rel, "adopt")
+		}
+		if in[c] != want {
+			t.Errorf("%s: pid %d is in %s, want %s", c, pid, in[c], want)
+		} else {
+			moved++
+		}
+	}
+	mem := filepath.Join(dirs["memory"], "adopt")
+	limits := fmt.Sprintf("limit=%s pids=%s quota=%s", readCg(t, mem+"/memory.limit_in_bytes"),
+		readCg(t, filepath.Join(dirs["pids"], "adopt", "pids.max")), readCg(t, filepath.Join(dirs["cpu"], "adopt", "cpu.cfs_quota_us")))
+	if limits != "limit=100663296 pids=50 quota=50000" {
+		t.Errorf("limits read back: %s", limits)
+	}
+	if err := b.cmd.Process.Signal(unix.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := b.wait(t); code != 0 {
+		t.Errorf("rsup track exited %d after Ctrl-C:\n%s", code, b.stderr())
+	}
+	after := pidLayout(t, pid)
+	for c, p := range before {
+		if after[c] != p {
+			t.Errorf("%s: pid %d went back to %s, want %s", c, pid, after[c], p)
+		}
+	}
+	mustContain(t, "stderr", b.stderr(), "returned 1 process(es) to their original cgroups")
+	checkNoJobDirs(t, dirs)
+	t.Logf("measured: moved in %d of 6 hierarchies; limits %s; after Ctrl-C back in its own cgroups: %v", moved, limits, after["memory"] == before["memory"])
+}
+
+// readOwnPath is this process's cgroup path in controller's hierarchy.
+func readOwnPath(t *testing.T, controller string) string {
+	t.Helper()
+	return pidLayout(t, os.Getpid())[controller]
+}
+
+// With neither a cgroup v2 that has the controllers nor the v1
+// hierarchies (here: a mount namespace where /sys/fs/cgroup is an empty
+// tmpfs), rsup fails closed before the command runs.
+func TestNoBackendRefuses(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a mount namespace")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare(1) not installed")
+	}
+	marker := filepath.Join(t.TempDir(), "ran")
+	script := `mount -t tmpfs none /sys/fs/cgroup && exec "$0" run --memory 64M -- touch "$1"`
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, rsupBin, marker)
+	r := rsupCmd(t, cmd)
+	if r.code != 125 {
+		t.Errorf("exit %d, want 125:\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran without any cgroup to hold it")
+	}
+	mustContain(t, "stderr", r.stderr, "host cgroup mode")
+	t.Logf("measured: exit %d; message: %s", r.code, strings.TrimSpace(r.stderr))
+}
