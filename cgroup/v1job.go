@@ -520,3 +520,39 @@ func (j *Job) V1Dirs() map[string]string {
 	}
 	return out
 }
+
+// Writes returns the interface file writes that res makes on this job, as
+// FILE=VALUE: res.Writes on cgroup v2 (and for a nil job), the v1 files
+// on v1.
+func (j *Job) Writes(res *Resources) []string {
+	if j == nil || j.v1 == nil {
+		return res.Writes()
+	}
+	var out []string
+	for _, s := range res.planV1() {
+		out = append(out, s.file+"="+s.value)
+	}
+	return out
+}
+
+// MemoryLimitFile names the file of the job's hard memory limit.
+func (j *Job) MemoryLimitFile() string {
+	if j.v1 != nil {
+		return "memory.limit_in_bytes"
+	}
+	return "memory.max"
+}
+
+// KillMethod says how Kill kills the job's processes, for messages.
+func (j *Job) KillMethod() string {
+	if j.v1 != nil {
+		return "a freezer kill"
+	}
+	return "cgroup.kill"
+}
+
+// Supports tells whether the job has a feature (FeatureMemoryHigh,
+// FeaturePSI): cgroup v1 jobs have neither.
+func (j *Job) Supports(feature string) bool {
+	return j.v1 == nil
+}

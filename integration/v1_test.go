@@ -441,7 +441,7 @@ func TestV1MemoryLimitOOMKill(t *testing.T) {
 	if strings.Contains(r.stdout, "allocated all") {
 		t.Errorf("the job allocated all 256 MiB under a 64 MiB limit:\n%s", r.stdout)
 	}
-	oomLine := regexp.MustCompile(`(?m)^rsup: job hog: killed by the kernel OOM killer at memory.max=64M \(67108864 bytes\), oom_kill=(\d+)$`)
+	oomLine := regexp.MustCompile(`(?m)^rsup: job hog: killed by the kernel OOM killer at memory.limit_in_bytes=64M \(67108864 bytes\), oom_kill=(\d+)$`)
 	m := oomLine.FindStringSubmatch(r.stderr)
 	if m == nil {
 		t.Fatalf("no OOM line on stderr:\n%s", r.stderr)

@@ -65,7 +65,7 @@ func TestResourcesFromFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := describe(r)
+	got := describe(nil, r)
 	want := "cpu.max=250000 100000 cpu.weight=300 memory.low=10000000 memory.high=1610612736 memory.max=67108864 memory.swap.max=0 pids.max=20 io.max=8:0 wbps=4194304 riops=100"
 	if got != want {
 		t.Errorf("limits:\n got %s\nwant %s", got, want)
@@ -75,13 +75,13 @@ func TestResourcesFromFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := describe(r), "cpu.max=5000 10000 memory.max=max memory.swap.max=1073741824"; got != want {
+	if got, want := describe(nil, r), "cpu.max=5000 10000 memory.max=max memory.swap.max=1073741824"; got != want {
 		t.Errorf("limits:\n got %s\nwant %s", got, want)
 	}
 
 	r, err = resourcesFromFlags(fakeFlags{}, sys)
-	if err != nil || describe(r) != "none" {
-		t.Errorf("no flags: %v, %s", err, describe(r))
+	if err != nil || describe(nil, r) != "none" {
+		t.Errorf("no flags: %v, %s", err, describe(nil, r))
 	}
 }
 
@@ -149,7 +149,7 @@ func TestOOMLine(t *testing.T) {
 		{cgroup.Value(64 << 20), false, "rsup: job j: the kernel OOM killer killed 2 of its processes at memory.max=64M (67108864 bytes), oom_kill=2"},
 		{nil, true, "rsup: job j: killed by the kernel OOM killer at memory.max=max (no limit of its own: the host ran out of memory), oom_kill=2"},
 	} {
-		if got := oomLine("j", tc.max, 2, tc.killed); got != tc.want {
+		if got := oomLine("j", "memory.max", tc.max, 2, tc.killed); got != tc.want {
 			t.Errorf("oomLine:\n got %s\nwant %s", got, tc.want)
 		}
 	}

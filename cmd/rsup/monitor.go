@@ -95,6 +95,7 @@ type jobWatch struct {
 	pol      *policy.Policy
 	eng      *policy.Engine
 	pjob     *policy.CgroupJob
+	job      *cgroup.Job
 	dryRun   bool
 	record   *os.File
 	recordMu sync.Mutex
@@ -168,7 +169,7 @@ func watchJob(s *watchSettings, job *cgroup.Job) (*jobWatch, error) {
 	writeCap := s.writeCap
 	m, err := monitor.New(monitor.Options{
 		Interval: s.interval, Cgroup: job.Path(), CgroupV1: job.V1Dirs(), DiskPath: s.diskPath, Events: true, History: s.history,
-		PSITriggers: pressureTriggers(s.pol),
+		PSITriggers: pressureTriggers(s.pol, job.Supports(cgroup.FeaturePSI)),
 		Logger:      logger,
 	})
 	if err != nil {
@@ -186,7 +187,7 @@ func watchJob(s *watchSettings, job *cgroup.Job) (*jobWatch, error) {
 			return nil, err
 		}
 	}
-	w := &jobWatch{m: m, pol: s.pol, dryRun: s.dryRun}
+	w := &jobWatch{m: m, pol: s.pol, dryRun: s.dryRun, job: job}
 	if s.pol != nil {
 		w.pjob = policy.NewCgroupJob(job, "/proc")
 		w.eng = policy.NewEngine(s.pol, w.pjob, policy.EngineOptions{Logger: logger.With("policy", s.pol.File()), DryRun: s.dryRun, Thresholds: m.Thresholds})
@@ -306,7 +307,7 @@ type jobReport struct {
 // sample.
 func (w *jobWatch) report(job *cgroup.Job, res *cgroup.Resources, duration time.Duration) *jobReport {
 	st := w.m.Stats()
-	r := &jobReport{Job: job.Name(), Cgroup: job.Path(), Limits: res.Writes(), DurationSeconds: duration.Seconds(),
+	r := &jobReport{Job: job.Name(), Cgroup: job.Path(), Limits: job.Writes(res), DurationSeconds: duration.Seconds(),
 		Peaks: map[string]float64{}, Averages: map[string]float64{},
 		WarningEvents: st.WarningEvents, CriticalEvents: st.CriticalEvents, OOMKills: st.OOMKills, Samples: st.Samples,
 		PidsPeak: st.PeakUsed[monitor.Pids], WriteCapExceeded: st.WriteCapKills > 0}

@@ -86,7 +86,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	logf("job %s in %s, limits: %s", name, job.Path(), describe(res))
+	logf("job %s in %s, limits: %s", name, job.Path(), describe(job, res))
 	w, err := watchJob(watch, job)
 	if err != nil {
 		return usageError(errors.Join(err, job.Remove(time.Second)))
@@ -147,7 +147,7 @@ func runAction(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "rsup: job %s: %v\n", name, err)
 	}
 	if result.OOMKills > 0 {
-		fmt.Fprintln(os.Stderr, oomLine(name, res.MemoryMax, result.OOMKills, result.Signal == unix.SIGKILL))
+		fmt.Fprintln(os.Stderr, oomLine(name, job.MemoryLimitFile(), res.MemoryMax, result.OOMKills, result.Signal == unix.SIGKILL))
 	}
 	printKilled(name, w)
 	logf("job %s: %s", name, summary(result))
@@ -195,10 +195,10 @@ func openHierarchy(c *cli.Context, logf func(string, ...any)) (*cgroup.Hierarchy
 
 // oomLine is the one line rsup prints when the kernel's OOM killer struck
 // in a job: killed says whether the job's main process died of it.
-func oomLine(name string, memoryMax *cgroup.Limit, kills uint64, killed bool) string {
-	limit := "memory.max=" + limitText(memoryMax)
+func oomLine(name, file string, memoryMax *cgroup.Limit, kills uint64, killed bool) string {
+	limit := file + "=" + limitText(memoryMax)
 	if memoryMax == nil {
-		limit = "memory.max=max (no limit of its own: the host ran out of memory)"
+		limit = file + "=max (no limit of its own: the host ran out of memory)"
 	}
 	if killed {
 		return fmt.Sprintf("rsup: job %s: killed by the kernel OOM killer at %s, oom_kill=%d", name, limit, kills)
@@ -241,8 +241,8 @@ func humanBytes(n uint64) string {
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.1f", v), "0"), ".") + []string{"", "K", "M", "G", "T"}[i]
 }
 
-func describe(r *cgroup.Resources) string {
-	w := r.Writes()
+func describe(j *cgroup.Job, r *cgroup.Resources) string {
+	w := j.Writes(r)
 	if len(w) == 0 {
 		return "none"
 	}

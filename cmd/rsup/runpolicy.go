@@ -119,7 +119,10 @@ func mergeLimits(file, flags *cgroup.Resources) *cgroup.Resources {
 // the monitor for the OOM line and the report, and for every other
 // pressure resource a policy watches, so that its rules act on the
 // kernel's notice instead of waiting for the interval.
-func pressureTriggers(p *policy.Policy) []monitor.PSITrigger {
+func pressureTriggers(p *policy.Policy, psi bool) []monitor.PSITrigger {
+	if !psi {
+		return nil // cgroup v1: checkPolicyOn has refused pressure rules
+	}
 	want := map[monitor.Resource]bool{monitor.MemoryPressure: true}
 	if p != nil {
 		for _, r := range p.Rules() {
@@ -159,8 +162,8 @@ func killedLine(name string, w *jobWatch) (string, bool) {
 			}
 		}
 	}
-	return fmt.Sprintf("rsup: job %s: killed by policy rule %q of %s (%s, then cgroup.kill after %s)",
-		name, rule, w.pol.File(), unix.SignalName(sig), grace), true
+	return fmt.Sprintf("rsup: job %s: killed by policy rule %q of %s (%s, then %s after %s)",
+		name, rule, w.pol.File(), unix.SignalName(sig), w.job.KillMethod(), grace), true
 }
 
 func printKilled(name string, w *jobWatch) {

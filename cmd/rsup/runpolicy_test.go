@@ -70,14 +70,17 @@ actions = [ { type = "log" } ]
 		t.Fatal(err)
 	}
 	var got []monitor.Resource
-	for _, tr := range pressureTriggers(p) {
+	for _, tr := range pressureTriggers(p, true) {
 		got = append(got, tr.Resource)
 	}
 	if !slices.Equal(got, []monitor.Resource{monitor.MemoryPressure, monitor.IOPressure}) {
 		t.Errorf("triggers for %v", got)
 	}
-	if n := len(pressureTriggers(nil)); n != 1 {
+	if n := len(pressureTriggers(nil, true)); n != 1 {
 		t.Errorf("%d triggers without a policy, want memory's alone", n)
+	}
+	if n := len(pressureTriggers(p, false)); n != 0 {
+		t.Errorf("%d triggers where the cgroups have no PSI", n)
 	}
 }
 

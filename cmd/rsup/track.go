@@ -137,7 +137,7 @@ func trackAction(c *cli.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	logf("job %s in %s, limits: %s", name, job.Path(), describe(res))
+	logf("job %s in %s, limits: %s", name, job.Path(), describe(job, res))
 	tr := supervisor.NewTracker(supervisor.TrackConfig{
 		Targets: targets, Hierarchy: h, Job: job, Children: c.Bool("children"), Keep: c.Bool("keep"),
 		Signals: sigs, Proc: proc, Logf: logf,
@@ -197,7 +197,7 @@ func trackAction(c *cli.Context) error {
 	result := tr.Result()
 	if result.OOMKills > 0 {
 		// Whether the adopted process died of it is not knowable here.
-		fmt.Fprintln(os.Stderr, oomLine(name, res.MemoryMax, result.OOMKills, false))
+		fmt.Fprintln(os.Stderr, oomLine(name, job.MemoryLimitFile(), res.MemoryMax, result.OOMKills, false))
 	}
 	printKilled(name, w)
 	if werr != nil {
