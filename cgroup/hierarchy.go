@@ -79,10 +79,12 @@ func (h *Hierarchy) Mount() string { return h.mount }
 const (
 	FeatureMemoryHigh = "memory.high" // a throttling threshold below the hard limit
 	FeaturePSI        = "psi"         // pressure stall information per job
+	FeatureMarks      = "marks"       // owner and kept marks (extended attributes) on job cgroups
 )
 
 // Supports tells whether jobs of this hierarchy have a feature: cgroup v1
-// has neither memory.high nor pressure files per cgroup.
+// has no memory.high, no pressure files per cgroup and no user extended
+// attributes.
 func (h *Hierarchy) Supports(feature string) bool {
 	return h.v1 == nil
 }

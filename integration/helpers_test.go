@@ -349,7 +349,7 @@ func odirectWrite(dev, size string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
 	}
-	fd, err := unix.Open(dev, unix.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(dev, unix.O_WRONLY|unix.O_CREAT|unix.O_DIRECT|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open", dev, err)
 		return 3

@@ -847,3 +847,53 @@ func TestNoBackendRefuses(t *testing.T) {
 	mustContain(t, "stderr", r.stderr, "host cgroup mode")
 	t.Logf("measured: exit %d; message: %s", r.code, strings.TrimSpace(r.stderr))
 }
+
+// blkio throttles I/O that reaches the device from the job: O_DIRECT
+// writes to a file on the root disk under --io-write-bps take their time;
+// the same amount written through the page cache is not held back, since
+// writeback runs outside the job (a cgroup v1 limit; v2 throttles both).
+func TestV1IOWriteThrottle(t *testing.T) {
+	rel, dirs := requireV1(t)
+	var st unix.Stat_t
+	dir := t.TempDir()
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	dev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if _, err := os.Stat(fmt.Sprintf("/sys/dev/block/%s/partition", dev)); err == nil {
+		t.Skipf("%s is on partition %s; blkio throttles whole disks", dir, dev)
+	}
+	limit := []string{"--io-write-bps", dev + "=4M"}
+	direct := rsup(t, v1Args(rel, append([]string{"-v", "--name", "direct"}, limit...), helper("odirect", filepath.Join(dir, "direct"), "16M"))...)
+	if direct.code != 0 {
+		t.Fatalf("O_DIRECT writer: exit %d\n%s\n%s", direct.code, direct.stdout, direct.stderr)
+	}
+	buffered := rsup(t, v1Args(rel, append([]string{"--name", "buffered"}, limit...),
+		[]string{"dd", "if=/dev/zero", "of=" + filepath.Join(dir, "buffered"), "bs=1M", "count=16"})...)
+	if buffered.code != 0 {
+		t.Fatalf("buffered writer: exit %d\n%s", buffered.code, buffered.stderr)
+	}
+	checkNoJobDirs(t, dirs)
+	t.Logf("measured: 16 MiB at --io-write-bps %s=4M: O_DIRECT %v (%s); buffered %v (not throttled on cgroup v1)",
+		dev, direct.wall.Round(time.Millisecond), strings.TrimSpace(direct.stdout), buffered.wall.Round(time.Millisecond))
+	if direct.wall < 3200*time.Millisecond || direct.wall > 10*time.Second {
+		t.Errorf("16 MiB of O_DIRECT writes at 4 MiB/s took %v, want about 4s", direct.wall)
+	}
+}
+
+// track --keep needs marks that cgroup v1 cannot hold: refused up front,
+// nothing moved.
+func TestV1TrackKeepRefused(t *testing.T) {
+	rel, dirs := requireV1(t)
+	sleeper := startHelper(t, "sleep", "30s")
+	before := pidLayout(t, sleeper.Process.Pid)
+	r := rsup(t, append(append([]string{"track"}, v1Version...), "--cgroup-root", rel, "--keep", strconv.Itoa(sleeper.Process.Pid))...)
+	if r.code != 125 {
+		t.Errorf("exit %d, want 125\n%s", r.code, r.stderr)
+	}
+	mustContain(t, "stderr", r.stderr, "--keep")
+	if after := pidLayout(t, sleeper.Process.Pid); after["memory"] != before["memory"] || after["pids"] != before["pids"] {
+		t.Errorf("the process was moved: %v -> %v", before, after)
+	}
+	checkNoJobDirs(t, dirs)
+}

@@ -96,6 +96,9 @@ func trackAction(c *cli.Context) error {
 		if err := checkPolicyOn(h, pol); err != nil {
 			return policyError(fmt.Errorf("%w: %w", policy.ErrInvalid, err))
 		}
+		if c.Bool("keep") && !h.Supports(cgroup.FeatureMarks) {
+			return usageError(errors.New("--keep: this host's cgroups (v1) keep no extended attributes, so a kept job could not be told from a leftover of a crashed rsup; drop --keep"))
+		}
 	}
 	targets, err := openTargets(proc, h, pids)
 	defer func() {
