@@ -101,7 +101,8 @@ func (h *Hierarchy) loadJob(name string) (*Job, error) {
 }
 
 // reclaim removes an existing job cgroup left behind by an rsup that is
-// gone. A cgroup with processes, or one whose owner still runs, is refused.
+// gone, killing what is left in it, as rsup gc does. A cgroup without an
+// owner mark, whose owner still runs, or that was kept, is refused.
 func (h *Hierarchy) reclaim(path string) error {
 	ev, err := readFileAt(filepath.Join(path, "cgroup.events"))
 	if err != nil {
@@ -111,21 +112,28 @@ func (h *Hierarchy) reclaim(path string) error {
 	if err != nil {
 		return fmt.Errorf("%s/cgroup.events: %w", path, err)
 	}
-	if kv["populated"] != 0 {
-		return fmt.Errorf("%w: %s already exists and holds processes: choose another --name, or stop that job first", ErrJobExists, path)
-	}
 	o, err := readOwner(path)
+	_, kerr := unix.Lgetxattr(path, keptXattr, nil)
 	switch {
 	case errors.Is(err, ErrNoOwner):
 		// Not marked: made by someone else, or by an rsup that has just
 		// created it and not marked it yet. Never take it over.
+		if kv["populated"] != 0 {
+			return fmt.Errorf("%w: %s already exists and holds processes: choose another --name, or stop that job first", ErrJobExists, path)
+		}
 		return fmt.Errorf("%w: %s already exists and is not marked as an rsup job: choose another --name, or remove it (rmdir) if it is a leftover", ErrJobExists, path)
 	case err != nil:
 		return err
 	case o.alive(h.proc):
 		return fmt.Errorf("%w: %s belongs to the rsup running as pid %d: choose another --name", ErrJobExists, path, o.PID)
+	case kerr == nil:
+		return fmt.Errorf("%w: %s was kept (rsup track --keep): choose another --name, or end it with rsup stop %s", ErrJobExists, path, filepath.Base(path))
 	}
-	// Empty, and its owner is gone: a leftover of a crashed rsup.
+	// Its owner is gone: a leftover of a crashed rsup.
+	if kv["populated"] != 0 || kv["frozen"] != 0 {
+		_, err := h.Collect(filepath.Base(path))
+		return err
+	}
 	return removeTree(path, time.Second)
 }
 

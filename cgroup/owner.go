@@ -60,9 +60,17 @@ func ownerOf(fs procfs.FS, pid int) (Owner, error) {
 
 // alive reports whether the owner still runs: the pid exists and started
 // at the recorded time.
+//
+// The process is pinned with a pidfd while its start time is read, so
+// that a pid reused meanwhile is not mistaken for the owner.
 func (o Owner) alive(fs procfs.FS) bool {
+	fd, err := unix.PidfdOpen(o.PID, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
 	cur, err := ownerOf(fs, o.PID)
-	return err == nil && cur.StartTime == o.StartTime
+	return err == nil && cur.StartTime == o.StartTime && unix.PidfdSendSignal(fd, 0, nil, 0) == nil
 }
 
 func setOwner(path string, o Owner) error {

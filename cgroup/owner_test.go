@@ -76,16 +76,19 @@ func TestOwnerRoundTrip(t *testing.T) {
 
 func TestOwnerOfAndAlive(t *testing.T) {
 	t.Parallel()
-	proc := fakeProcFS(t, 4321, 987654, "")
+	// The owner is this process (alive is checked through a real pidfd), its
+	// start time made up in a fake proc.
+	me := os.Getpid()
+	proc := fakeProcFS(t, me, 987654, "")
 	fs, err := procfs.NewFS(proc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := ownerOf(fs, 4321)
+	o, err := ownerOf(fs, me)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Owner{PID: 4321, StartTime: 987654}); o != want {
+	if want := (Owner{PID: me, StartTime: 987654}); o != want {
 		t.Errorf("ownerOf = %+v, want %+v", o, want)
 	}
 	if _, err := ownerOf(fs, 77); !errors.Is(err, os.ErrNotExist) {
@@ -95,9 +98,9 @@ func TestOwnerOfAndAlive(t *testing.T) {
 		o    Owner
 		want bool
 	}{
-		{Owner{PID: 4321, StartTime: 987654}, true},
-		{Owner{PID: 4321, StartTime: 987653}, false}, // pid reused
-		{Owner{PID: 77, StartTime: 987654}, false},   // gone
+		{Owner{PID: me, StartTime: 987654}, true},
+		{Owner{PID: me, StartTime: 987653}, false}, // pid reused
+		{Owner{PID: 77, StartTime: 987654}, false}, // gone
 	}
 	for _, tt := range tests {
 		if got := tt.o.alive(fs); got != tt.want {

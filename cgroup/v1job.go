@@ -308,6 +308,9 @@ func (j *Job) eventsV1() (map[string]uint64, error) {
 	}
 	if fz := j.v1.dir("freezer"); fz != nil {
 		st, err := fz.d.read("freezer.state")
+		if errors.Is(err, os.ErrNotExist) && len(procs) == 0 {
+			return ev, nil // removed: empty, and not frozen
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -98,6 +98,13 @@ func runAction(c *cli.Context) error {
 
 	result, err := supervisor.Run(c.Context, supervisor.Config{
 		Started: func(pid int) {
+			meta := cgroup.JobMeta{PID: pid, Command: args, Started: time.Now().Unix()}
+			if pol != nil {
+				meta.Policy = pol.File()
+			}
+			if err := job.SetMeta(meta); err != nil {
+				logf("job %s: %v (rsup status will show less)", name, err)
+			}
 			if w.pjob != nil {
 				if err := w.pjob.AddMain(pid); err != nil {
 					fmt.Fprintf(os.Stderr, "rsup: job %s: %v; policy signals to main and group reach nobody\n", name, err)

@@ -183,6 +183,13 @@ func trackAction(c *cli.Context) error {
 		return usageError(errors.Join(err, teardown(tr, job)))
 	}
 	start := time.Now()
+	meta := cgroup.JobMeta{PID: targets[0].PID, Command: []string{targets[0].Comm}, Started: start.Unix()}
+	if pol != nil {
+		meta.Policy = pol.File()
+	}
+	if err := job.SetMeta(meta); err != nil {
+		logf("job %s: %v (rsup status will show less)", name, err)
+	}
 	sig, werr := tr.Wait(c.Context)
 	w.finish()
 	if cerr := w.close(); cerr != nil {
