@@ -31,7 +31,7 @@ func runCommand() *cli.Command {
 			"Sizes and rates: bytes, or K M G T (1024-based), KiB MiB GiB TiB (1024-based), KB MB GB TB (1000-based), or max.",
 		Flags: append(append(jobFlags("the command's name and a random suffix"),
 			&cli.BoolFlag{Name: "use-shim", EnvVars: []string{"RSUP_USE_SHIM"}, Usage: "start the command through rsup's re-exec shim, which joins the cgroup and then execs, instead of clone3 into the cgroup (rsup falls back to it by itself where clone3 is refused)"},
-		), append(append(limitFlags(), monitorFlags()...), policyFlags()...)...),
+		), append(append(append(limitFlags(), monitorFlags()...), metricsFlags()...), policyFlags()...)...),
 		OnUsageError: onUsageError,
 		Action:       runAction,
 	}
@@ -68,6 +68,10 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	ms, err := metricsSettingsFromFlags(c)
+	if err != nil {
+		return err
+	}
 
 	// From here on a signal must not kill rsup with a job cgroup half
 	// made: it is caught, and the supervisor acts on it.
@@ -95,6 +99,12 @@ func runAction(c *cli.Context) error {
 		w.close()
 		return usageError(errors.Join(err, job.Remove(time.Second)))
 	}
+	metrics, err := startMetrics(c.Context, ms, name, w)
+	if err != nil {
+		w.close()
+		return usageError(errors.Join(err, job.Remove(time.Second)))
+	}
+	defer metrics.finish()
 
 	result, err := supervisor.Run(c.Context, supervisor.Config{
 		Started: func(pid int) {

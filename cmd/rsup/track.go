@@ -33,7 +33,7 @@ func trackCommand() *cli.Command {
 			&cli.BoolFlag{Name: "children", EnvVars: []string{"RSUP_CHILDREN"}, Usage: "also adopt every descendant of each PID"},
 			&cli.BoolFlag{Name: "keep", EnvVars: []string{"RSUP_KEEP"}, Usage: "when stopped, leave the processes fenced in the job cgroup with their limits"},
 			&cli.BoolFlag{Name: "no-move", EnvVars: []string{"RSUP_NO_MOVE"}, Usage: "monitor only: move nothing, write no limit, just supervise from /proc (nothing is enforced)"},
-		), append(append(limitFlags(), monitorFlags()...), policyFlags()...)...),
+		), append(append(append(limitFlags(), monitorFlags()...), metricsFlags()...), policyFlags()...)...),
 		OnUsageError: onUsageError,
 		Action:       trackAction,
 	}
@@ -55,7 +55,7 @@ func trackAction(c *cli.Context) error {
 				set = append(set, "--"+f.Names()[0])
 			}
 		}
-		for _, f := range []string{"children", "keep", "name", "cgroup-root", "evacuate", "write-cap", "report", "record", "warn", "crit", "clear", "policy", "dry-run"} {
+		for _, f := range []string{"children", "keep", "name", "cgroup-root", "evacuate", "write-cap", "report", "record", "warn", "crit", "clear", "policy", "dry-run", "metrics-addr", "metrics-textfile"} {
 			if c.IsSet(f) {
 				set = append(set, "--"+f)
 			}
@@ -77,6 +77,10 @@ func trackAction(c *cli.Context) error {
 	}
 	logf := verboseLogger(c)
 	watch, err := watchSettingsFromFlags(c, pol)
+	if err != nil {
+		return err
+	}
+	ms, err := metricsSettingsFromFlags(c)
 	if err != nil {
 		return err
 	}
@@ -179,9 +183,16 @@ func trackAction(c *cli.Context) error {
 			w.close()
 		}
 	}
+	var metrics *jobMetrics
+	if err == nil {
+		if metrics, err = startMetrics(c.Context, ms, name, w); err != nil {
+			w.close()
+		}
+	}
 	if err != nil {
 		return usageError(errors.Join(err, teardown(tr, job)))
 	}
+	defer metrics.finish()
 	start := time.Now()
 	meta := cgroup.JobMeta{PID: targets[0].PID, Command: []string{targets[0].Comm}, Started: start.Unix()}
 	if pol != nil {
