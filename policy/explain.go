@@ -84,21 +84,11 @@ func describeAction(a Action) string {
 		who := map[Target]string{TargetMain: "the main process", TargetGroup: "the main process's process group", TargetCgroup: "every process in the job's cgroup"}[a.Target]
 		return fmt.Sprintf("send %s to %s", unix.SignalName(a.Signal), who)
 	case ThrottleAction:
-		var what []string
-		if a.CPU != nil {
-			what = append(what, "cpu.max to "+a.CPU.String())
-		}
-		if a.MemoryHigh != nil {
-			what = append(what, "memory.high to "+a.MemoryHigh.String())
-		}
-		for _, l := range a.IO {
-			what = append(what, "io.max to "+l.String())
-		}
 		until := "until the resource is back to normal"
 		if a.Until > 0 {
 			until = fmt.Sprintf("for %v", a.Until)
 		}
-		return fmt.Sprintf("lower %s, %s", strings.Join(what, " and "), until)
+		return fmt.Sprintf("lower %s, %s", throttleList(a), until)
 	case FreezeAction:
 		until := "until the resource is back to normal"
 		if a.Until > 0 {

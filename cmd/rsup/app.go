@@ -15,7 +15,7 @@ func newApp() *cli.App {
 			"with its limits written before the command's first instruction, and removes the cgroup, " +
 			"and everything the command left running in it, when the command exits.",
 		HideHelpCommand: true,
-		Commands:        []*cli.Command{runCommand(), trackCommand(), statusCommand(), stopCommand(), gcCommand(), sysinfoCommand(), policyCommand()},
+		Commands:        []*cli.Command{runCommand(), trackCommand(), statusCommand(), stopCommand(), gcCommand(), plotCommand(), sysinfoCommand(), policyCommand()},
 		OnUsageError:    onUsageError,
 		Writer:          os.Stdout,
 		ErrWriter:       os.Stderr,

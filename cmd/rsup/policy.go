@@ -19,6 +19,7 @@ func policyCommand() *cli.Command {
 		Name:  "policy",
 		Usage: "check and explain TOML policy files",
 		Subcommands: []*cli.Command{
+			policyTestCommand(),
 			{
 				Name:      "check",
 				Usage:     "validate policy files (exit 2 if any is invalid)",
