@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rsup/rsup/cgroup"
+	"github.com/rsup/rsup/internal/crashtest"
 )
 
 // Forwarded are the signals that Run passes on to the command when
@@ -333,6 +334,7 @@ func (s *run) finish() (*Result, error) {
 		errs = append(errs, err)
 	}
 	s.reapLeftovers()
+	crashtest.At("removal")
 	// The usage is read after the leftovers are gone, so it includes them.
 	if d, err := s.job.CPUUsage(); err == nil {
 		s.res.CPU = &d

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rsup/rsup/cgroup"
+	"github.com/rsup/rsup/internal/crashtest"
 	"github.com/rsup/rsup/policy"
 	"github.com/rsup/rsup/supervisor"
 )
@@ -90,6 +91,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
+	crashtest.At("mkdir")
 	logf("job %s in %s, limits: %s", name, job.Path(), describe(job, res))
 	w, err := watchJob(watch, job)
 	if err != nil {
@@ -115,6 +117,7 @@ func runAction(c *cli.Context) error {
 			if err := job.SetMeta(meta); err != nil {
 				logf("job %s: %v (rsup status will show less)", name, err)
 			}
+			crashtest.At("start")
 			if w.pjob != nil {
 				if err := w.pjob.AddMain(pid); err != nil {
 					fmt.Fprintf(os.Stderr, "rsup: job %s: %v; policy signals to main and group reach nobody\n", name, err)
