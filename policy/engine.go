@@ -108,6 +108,8 @@ type ruleState struct {
 	fired  bool      // fired in this episode
 	last   time.Time // last firing
 	count  int
+	// actions counts the actions run, by type.
+	actions map[string]int
 }
 
 // clearResource is the resource whose return to normal ends the rule's
@@ -188,6 +190,22 @@ func (e *Engine) Stop() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return errors.Join(e.errs...)
+}
+
+// Actions returns how many actions of each type each rule has run (in a
+// dry run: would have run), by rule name and action type.
+func (e *Engine) Actions() map[string]map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]map[string]int, len(e.rules))
+	for _, r := range e.rules {
+		m := make(map[string]int, len(r.actions))
+		for k, v := range r.actions {
+			m[k] = v
+		}
+		out[r.Name] = m
+	}
+	return out
 }
 
 // KilledBy returns the rule whose kill action ended the job, and false if
@@ -362,6 +380,10 @@ func (e *Engine) fireLocked(r *ruleState, now time.Time) {
 	attrs = append(attrs, "held", now.Sub(r.since).Round(time.Millisecond), "firing", r.count)
 	e.log.Info("policy rule fired", attrs...)
 	for i, a := range r.Actions {
+		if r.actions == nil {
+			r.actions = map[string]int{}
+		}
+		r.actions[a.Type()]++
 		e.act(r, i, a, now)
 	}
 }

@@ -289,6 +289,9 @@ actions = [ { type = "signal", signal = "SIGUSR2", target = "main" } ]
 	h.value(1, monitor.Pids, 0.85) // still warning: "w" holds, "c" ends
 	h.value(2, monitor.Pids, 0.99) // "c" starts a new episode
 	h.wantCalls("signal SIGUSR1 main", "signal SIGHUP cgroup", "signal SIGUSR2 main", "signal SIGUSR2 main")
+	if a := h.e.Actions(); a["w"]["signal"] != 2 || a["c"]["signal"] != 2 || len(a["c"]) != 1 {
+		t.Errorf("Actions = %v, want w: 2 signals (one firing), c: 2 signals", a)
+	}
 }
 
 // A throttle lowers cpu.max while the resource is not normal and puts the

@@ -158,7 +158,7 @@ type jobCollector struct {
 	state, utilization, threshold                      *prometheus.Desc
 	stateEntries, samples, sampleErrors, writeCapKills *prometheus.Desc
 	lastSample, monitorStart                           *prometheus.Desc
-	ruleFirings, policyKilled                          *prometheus.Desc
+	ruleFirings, ruleActions, policyKilled             *prometheus.Desc
 	descs                                              []*prometheus.Desc
 }
 
@@ -209,6 +209,7 @@ func newJobCollector(job string, m *monitor.Monitor, eng *policy.Engine) *jobCol
 
 	// Policy.
 	c.ruleFirings = d("policy_rule_firings_total", "Times the policy rule fired.", "rule")
+	c.ruleActions = d("policy_actions_total", "Actions the policy rule has run, by type (in --dry-run: would have run).", "rule", "action")
 	c.policyKilled = d("policy_killed", "1 once a kill action of the policy rule has been taken on the job (not in --dry-run); absent otherwise.", "rule", "signal")
 	return c
 }
@@ -331,6 +332,11 @@ func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.eng != nil {
 		for rule, n := range c.eng.Firings() {
 			counter(c.ruleFirings, float64(n), rule)
+		}
+		for rule, byType := range c.eng.Actions() {
+			for action, n := range byType {
+				counter(c.ruleActions, float64(n), rule, action)
+			}
 		}
 		if rule, sig, ok := c.eng.KilledBy(); ok {
 			gauge(c.policyKilled, 1, rule, unix.SignalName(sig))

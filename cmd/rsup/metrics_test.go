@@ -272,6 +272,8 @@ func TestJobCollectorValues(t *testing.T) {
 		series("rsup_policy_rule_firings_total", "rule", "oom-kill"):                        1,
 		series("rsup_policy_rule_firings_total", "rule", "pids-critical"):                   0,
 		series("rsup_policy_killed", "rule", "oom-kill", "signal", "SIGTERM"):               1,
+		series("rsup_policy_actions_total", "action", "log", "rule", "memory-warning"):      1,
+		series("rsup_policy_actions_total", "action", "kill", "rule", "oom-kill"):           1,
 	}
 	for k, v := range want {
 		g, ok := got[k]
